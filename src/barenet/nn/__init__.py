@@ -1,0 +1,33 @@
+"""barenet.nn: layers, losses and initialisers with explicit forward and backward passes."""
+
+from .activation import ACTIVATIONS, Identity, LeakyReLU, ReLU, Sigmoid, Tanh, activation
+from .dropout import Dropout, Dropout2d
+from .init import INITS, init_weight
+from .linear import Flatten, Linear
+from .loss import CrossEntropyLoss, Loss, MSELoss, log_softmax, softmax
+from .module import DEFAULT_DTYPE, Module, Parameter, Sequential
+
+__all__ = [
+    "ACTIVATIONS",
+    "DEFAULT_DTYPE",
+    "INITS",
+    "CrossEntropyLoss",
+    "Dropout",
+    "Dropout2d",
+    "Flatten",
+    "Identity",
+    "LeakyReLU",
+    "Linear",
+    "Loss",
+    "MSELoss",
+    "Module",
+    "Parameter",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "Tanh",
+    "activation",
+    "init_weight",
+    "log_softmax",
+    "softmax",
+]

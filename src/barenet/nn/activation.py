@@ -1,0 +1,92 @@
+"""Element-wise activations. Each caches only what its derivative needs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .module import Module
+
+
+class ReLU(Module):
+    """y = max(x, 0);  dy/dx = 1[x > 0]."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._mask = x > 0
+        return x * self._mask
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        return grad_out * self._mask
+
+
+class LeakyReLU(Module):
+    """y = x if x > 0 else a*x;  dy/dx = 1 or a."""
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        # slope per element, cast to x's dtype so float32 stays float32
+        self._slope = np.where(x > 0, 1, self.negative_slope).astype(x.dtype, copy=False)
+        return x * self._slope
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        return grad_out * self._slope
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class Sigmoid(Module):
+    """y = 1 / (1 + e^-x), computed stably via tanh;  dy/dx = y (1 - y)."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        # 0.5 * (1 + tanh(x/2)) never overflows, unlike 1/(1+exp(-x)) for very negative x.
+        y = np.tanh(x * 0.5)
+        y += 1
+        y *= 0.5
+        self._y = y
+        return y
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        y = self._y
+        return grad_out * y * (1 - y)
+
+
+class Tanh(Module):
+    """y = tanh(x);  dy/dx = 1 - y^2."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._y = np.tanh(x)
+        return self._y
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        return grad_out * (1 - self._y * self._y)
+
+
+class Identity(Module):
+    """y = x."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        return grad_out
+
+
+ACTIVATIONS: dict[str, type[Module]] = {
+    "relu": ReLU,
+    "leaky_relu": LeakyReLU,
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+    "identity": Identity,
+}
+
+
+def activation(name: str, negative_slope: float = 0.01) -> Module:
+    """Build an activation by name (``relu``, ``leaky_relu``, ``sigmoid``, ``tanh``, ``identity``)."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation '{name}'; choose one of {', '.join(ACTIVATIONS)}")
+    if name == "leaky_relu":
+        return LeakyReLU(negative_slope)
+    return ACTIVATIONS[name]()

@@ -1,0 +1,68 @@
+"""Linear (fully connected) layer and Flatten."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .init import as_rng, init_bias, init_weight
+from .module import DEFAULT_DTYPE, Module, Parameter
+
+
+class Linear(Module):
+    """y = x W^T + b.  x: (N, in), W: (out, in), b: (out,), y: (N, out).
+
+    Backward: dW += g^T x, db += sum_n g, dx = g W.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        init: str = "he_normal",
+        rng: np.random.Generator | int | None = None,
+        dtype: np.dtype | type = DEFAULT_DTYPE,
+        std: float = 0.02,
+    ) -> None:
+        super().__init__()
+        rng = as_rng(rng)
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = Parameter(init_weight((out_features, in_features), init, rng, dtype, std=std))
+        self.bias = (
+            Parameter(init_bias(in_features, out_features, init, rng, dtype), no_decay=True)
+            if bias
+            else None
+        )
+        self._x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        y = x @ self.weight.data.T
+        if self.bias is not None:
+            y += self.bias.data
+        return y
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        x = self._x
+        self.weight.grad += grad_out.T @ x
+        if self.bias is not None:
+            self.bias.grad += grad_out.sum(axis=0)
+        return grad_out @ self.weight.data
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
+
+
+class Flatten(Module):
+    """(N, *dims) -> (N, prod(dims)); backward restores the shape. A view, no copy."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shape: tuple[int, ...] | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        return grad_out.reshape(self._shape)

@@ -1,0 +1,202 @@
+"""Parameter, Module and Sequential: the contract every layer follows.
+
+A layer's ``forward(x)`` caches what its backward needs; ``backward(g)`` takes
+dL/d(output), *adds* dL/d(param) into each ``Parameter.grad`` and returns
+dL/d(input). There is no autograd: the chain rule is written out per layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+DEFAULT_DTYPE = np.float32
+
+
+class Parameter:
+    """A trainable array with its gradient. ``grad`` has the shape and dtype of ``data``."""
+
+    __slots__ = ("data", "grad", "no_decay")
+
+    def __init__(self, data: np.ndarray, no_decay: bool = False) -> None:
+        self.data = np.ascontiguousarray(data)
+        self.grad = np.zeros_like(self.data)
+        # Biases and norm scales skip weight decay by default (see optim.param_groups).
+        self.no_decay = no_decay
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    def zero_grad(self) -> None:
+        self.grad[...] = 0
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+class Module:
+    """Base class. Sub-modules and parameters are found by walking attributes.
+
+    Buffers (e.g. BatchNorm running statistics) are arrays registered with
+    ``register_buffer``: saved in the state dict, never updated by optimizers.
+    """
+
+    training: bool = True
+
+    def __init__(self) -> None:
+        self.training = True
+        self._buffers: dict[str, np.ndarray] = {}
+
+    # -- the maths -----------------------------------------------------------
+    def forward(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.forward(x)
+
+    # -- structure -----------------------------------------------------------
+    def register_buffer(self, name: str, value: np.ndarray) -> None:
+        if "_buffers" not in self.__dict__:
+            self._buffers = {}
+        self._buffers[name] = value
+
+    def _children(self) -> Iterator[tuple[str, Module]]:
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+            elif isinstance(value, (list, tuple)):
+                for i, item in enumerate(value):
+                    if isinstance(item, Module):
+                        yield f"{name}.{i}" if name != "layers" else str(i), item
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        yield prefix, self
+        for name, child in self._children():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator[Module]:
+        for _, m in self.named_modules():
+            yield m
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        for mod_name, mod in self.named_modules(prefix):
+            for name, value in vars(mod).items():
+                if isinstance(value, Parameter):
+                    yield (f"{mod_name}.{name}" if mod_name else name), value
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self) -> Iterator[tuple[str, np.ndarray]]:
+        for mod_name, mod in self.named_modules():
+            for name, value in mod.__dict__.get("_buffers", {}).items():
+                yield (f"{mod_name}.{name}" if mod_name else name), value
+
+    def num_parameters(self) -> int:
+        return int(sum(p.data.size for p in self.parameters()))
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.zero_grad()
+
+    # -- modes ---------------------------------------------------------------
+    def train(self, mode: bool = True) -> Module:
+        for m in self.modules():
+            m.training = mode
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    # -- state ---------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Dotted name -> array (a copy): parameters, then buffers."""
+        state = {name: p.data.copy() for name, p in self.named_parameters()}
+        state.update({name: np.array(b, copy=True) for name, b in self.named_buffers()})
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy arrays in after checking every name and shape; raises ValueError naming the first mismatch."""
+        params = dict(self.named_parameters())
+        buffers = dict(self.named_buffers())
+        expected = set(params) | set(buffers)
+        missing = sorted(expected - set(state))
+        unexpected = sorted(set(state) - expected)
+        if missing or unexpected:
+            raise ValueError(
+                f"state dict does not match the model: missing {missing or 'none'}, "
+                f"unexpected {unexpected or 'none'}"
+            )
+        for name in sorted(expected):
+            target = params[name].data if name in params else buffers[name]
+            src = np.asarray(state[name])
+            if src.shape != target.shape:
+                raise ValueError(
+                    f"shape mismatch for '{name}': checkpoint {src.shape}, model {target.shape}"
+                )
+        for name in expected:
+            target = params[name].data if name in params else buffers[name]
+            target[...] = state[name]
+
+    def to(self, dtype: np.dtype | type) -> Module:
+        """Cast every parameter (and floating buffer) to ``dtype`` in place; returns self."""
+        for p in self.parameters():
+            p.data = p.data.astype(dtype)
+            p.grad = np.zeros_like(p.data)
+        for m in self.modules():
+            bufs = m.__dict__.get("_buffers", {})
+            for k, v in bufs.items():
+                if np.issubdtype(v.dtype, np.floating):
+                    bufs[k] = v.astype(dtype)
+        return self
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        children = list(self._children())
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not children:
+            return head + ")"
+        body = "\n".join(f"  ({n}): " + repr(c).replace("\n", "\n  ") for n, c in children)
+        return f"{head}\n{body}\n)"
+
+
+class Sequential(Module):
+    """Layers applied in order; backward runs them in reverse. Names are ``0.weight`` etc."""
+
+    def __init__(self, *layers: Module) -> None:
+        super().__init__()
+        self.layers = list(layers)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        for layer in reversed(self.layers):
+            grad_out = layer.backward(grad_out)
+        return grad_out
+
+    def __getitem__(self, i: int) -> Module:
+        return self.layers[i]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self.layers)
+
+    def append(self, layer: Module) -> Sequential:
+        self.layers.append(layer)
+        return self
