@@ -1,0 +1,147 @@
+"""The ``barenet`` command. Thin: parse, call the library, print.
+
+Bad input of any kind ends with one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean 'your input is wrong', reported as one line."""
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .data import DataError
+    from .train.trainer import TrainingDiverged
+
+    return (ConfigError, DataError, CheckpointError, TrainingDiverged, FileNotFoundError,
+            IsADirectoryError, PermissionError)
+
+
+def _default_out(name: str) -> Path:
+    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _check_fresh(out: Path) -> None:
+    """Never train over an earlier run: nothing already saved is lost."""
+    from .config import ConfigError
+
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"output folder {out} is not empty; choose another --out")
+
+
+# -- commands ---------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .runner import train_run
+
+    cfg = load_config(args.config, args.set)
+    out = Path(args.out) if args.out else _default_out(cfg.name)
+    _check_fresh(out)
+    print(f"training {cfg.name}: {cfg.model.type} on {cfg.data.dataset} -> {out}", flush=True)
+    metrics = train_run(cfg, out, data_dir=args.data_dir, progress=not args.quiet)
+    line = f"done in {metrics['train_seconds']:.1f} s ({metrics['epochs_run']} epochs)"
+    if "val_accuracy" in metrics:
+        line += f"; best val accuracy {metrics['val_accuracy']:.4f} (epoch {metrics['best_epoch']})"
+    if "test_accuracy" in metrics:
+        line += f"; test accuracy {metrics['test_accuracy']:.4f}"
+    print(line)
+    print(f"run saved in {out}")
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from .runner import evaluate_run
+
+    result = evaluate_run(args.run_dir, split=args.split, data_dir=args.data_dir)
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "confusion_matrix"}
+                         | {"confusion_matrix": result["confusion_matrix"]}))
+        return 0
+    print(f"{args.split}: loss {result['loss']:.4f}  accuracy {result['accuracy']:.4f}  "
+          f"({result['n']} samples)")
+    for name, acc in zip(result["classes"], result["per_class_accuracy"]):
+        print(f"  {name:>12}  {acc:.4f}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from . import checkpoint
+    from .runner import METRICS_FILE, load_run
+
+    cfg, model = load_run(args.run_dir)
+    print(f"run: {args.run_dir}")
+    print(f"name: {cfg.name}   dataset: {cfg.data.dataset}   seed: {cfg.seed}")
+    print(f"model ({cfg.model.type}, {model.num_parameters():,} parameters):")
+    print(model)
+    metrics_path = Path(args.run_dir) / METRICS_FILE
+    if metrics_path.exists():
+        metrics = checkpoint.load_json(metrics_path)
+        keys = ("epochs_run", "train_seconds", "val_accuracy", "val_loss", "test_accuracy")
+        for k in keys:
+            if k in metrics:
+                print(f"{k}: {metrics[k]}")
+    return 0
+
+
+# -- parser -----------------------------------------------------------------------------------
+def _add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=None,
+                   help="folder holding mnist/ and fashion-mnist/ (default: $BARENET_DATA, cache)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="barenet", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model from a YAML config")
+    p.add_argument("config", nargs="?", default=None, help="YAML config (default: MLP on MNIST)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set optim.lr=0.05 (repeatable)")
+    p.add_argument("--out", default=None, help="run folder (default: runs/NAME-TIMESTAMP)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("test", help="evaluate a saved run")
+    p.add_argument("run_dir")
+    p.add_argument("--split", choices=("test", "train"), default="test")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("info", help="architecture, parameter count and metrics of a run")
+    p.add_argument("run_dir")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("barenet: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - the last line of defence against tracebacks
+        if isinstance(err, _user_errors()) or isinstance(err, (ValueError, OSError)):
+            print(f"barenet: error: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if os.environ.get("BARENET_DEBUG"):
+            raise
+        print(f"barenet: internal error: {type(err).__name__}: {err} "
+              "(set BARENET_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

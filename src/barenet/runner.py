@@ -1,0 +1,209 @@
+"""From a config to a finished run folder, and back.
+
+A run folder holds ``config.yaml`` (the resolved config), ``model.safetensors`` (weights, with
+the config and training state as JSON metadata), ``history.csv`` and ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import checkpoint, nn
+from .config import Config, ConfigError, to_dict, validate
+from .data import (
+    CLASS_NAMES,
+    DataLoader,
+    RandomAffine,
+    load,
+    preprocess,
+    subset,
+    train_val_split,
+)
+from .models import build_model, input_shape
+from .optim import build_optimizer, build_schedule_from_config
+from .train import callbacks as cb
+from .train.trainer import Trainer
+
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.csv"
+
+
+@dataclass
+class Split:
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class Data:
+    train: Split
+    val: Split | None
+    classes: list[str]
+
+
+def seeds(cfg: Config) -> dict[str, np.random.Generator]:
+    """Independent generators for each source of randomness, all from ``cfg.seed``."""
+    names = ("init", "split", "shuffle", "augment")
+    children = np.random.SeedSequence(cfg.seed).spawn(len(names))
+    return {n: np.random.default_rng(s) for n, s in zip(names, children)}
+
+
+def _shape(x: np.ndarray, cfg: Config) -> np.ndarray:
+    """Flat for an MLP, NCHW for a CNN (a view)."""
+    return x.reshape((x.shape[0], *input_shape(cfg.model)))
+
+
+def load_split(cfg: Config, split: str, data_dir: str | None = None) -> Split:
+    """A whole preprocessed split (``train`` or ``test``) shaped for the model."""
+    images, labels = load(cfg.data.dataset, split=split, data_dir=data_dir or cfg.data.data_dir)
+    x = preprocess(images, cfg.data.preprocess, dtype=np.dtype(cfg.train.dtype).type,
+                   dataset=cfg.data.dataset)
+    return Split(_shape(x, cfg), np.asarray(labels))
+
+
+def prepare_data(cfg: Config, rngs: dict[str, np.random.Generator], data_dir: str | None = None) -> Data:
+    """Training data: a seeded stratified subset, then a stratified validation split."""
+    full = load_split(cfg, "train", data_dir)
+    idx = np.arange(len(full))
+    if cfg.data.subset < 1.0:
+        idx = subset(full.y, cfg.data.subset, rngs["split"])
+    tr, va = train_val_split(full.y[idx], cfg.data.val_fraction, rngs["split"])
+    train = Split(full.x[idx[tr]], full.y[idx[tr]])
+    val = Split(full.x[idx[va]], full.y[idx[va]]) if len(va) else None
+    return Data(train, val, CLASS_NAMES[cfg.data.dataset])
+
+
+def make_loader(split: Split, batch_size: int, shuffle: bool = False, rng=None, transform=None) -> DataLoader:
+    return DataLoader(split.x, split.y, batch_size=batch_size, shuffle=shuffle, rng=rng,
+                      transform=transform)
+
+
+def _augmenter(cfg: Config) -> RandomAffine | None:
+    a = cfg.data.augment
+    if not a.enabled:
+        return None
+    c, h, w = cfg.model.input_shape
+    # the background is what a 0 pixel becomes after preprocessing
+    fill = float(preprocess(np.zeros((1, 1), np.uint8), cfg.data.preprocess,
+                            dataset=cfg.data.dataset)[0, 0])
+    return RandomAffine(degrees=a.degrees, translate=a.translate, scale=tuple(a.scale),
+                        image_shape=(h, w), fill=fill)
+
+
+def model_metadata(cfg: Config, **extra: Any) -> dict[str, Any]:
+    return {"config": to_dict(cfg), "format": "barenet-run-1", **extra}
+
+
+def train_run(
+    cfg: Config,
+    out_dir: str | Path,
+    data_dir: str | None = None,
+    extra_callbacks: tuple[cb.Callback, ...] = (),
+    progress: bool = True,
+    evaluate_test: bool = True,
+) -> dict[str, Any]:
+    """Train ``cfg`` and write the run folder. Returns the metrics written to metrics.json."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint.save_yaml(out / CONFIG_FILE, to_dict(cfg))
+    rngs = seeds(cfg)
+    data = prepare_data(cfg, rngs, data_dir)
+    model = build_model(cfg.model, rngs["init"], cfg.train.dtype)
+    steps_per_epoch = -(-len(data.train) // cfg.train.batch_size)
+    optimizer = build_optimizer(model.parameters(), cfg.optim)
+    schedule = build_schedule_from_config(optimizer, cfg.schedule, steps_per_epoch, cfg.train.epochs)
+    train_loader = make_loader(data.train, cfg.train.batch_size, shuffle=True, rng=rngs["shuffle"],
+                               transform=_augmenter(cfg))
+    val_loader = make_loader(data.val, 1024) if data.val is not None else None
+
+    monitor = "val_accuracy" if val_loader is not None else "accuracy"
+
+    def save_fn(path: str | Path, m: nn.Module, meta: dict[str, Any]) -> None:
+        checkpoint.save_model(path, m, model_metadata(cfg, **meta))
+
+    callbacks: list[cb.Callback] = [
+        cb.CSVLogger(out / HISTORY_FILE),
+        cb.ModelCheckpoint(out / MODEL_FILE, monitor=monitor, save_best_only=True, save_fn=save_fn),
+    ]
+    if cfg.train.checkpoint_every_epoch:
+        callbacks.append(cb.ModelCheckpoint(out / "checkpoints" / "epoch_{epoch}.safetensors",
+                                            monitor=monitor, save_best_only=False, save_fn=save_fn))
+    es = cfg.train.early_stopping
+    if es.enabled and val_loader is not None:
+        callbacks.append(cb.EarlyStopping(monitor=es.monitor, patience=es.patience,
+                                          min_delta=es.min_delta, restore_best_weights=es.restore_best))
+    callbacks.extend(extra_callbacks)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
+    trainer = Trainer(model, loss_fn, optimizer, schedule=schedule, callbacks=callbacks,
+                      clip_grad_norm=cfg.train.clip_grad_norm, progress=progress)
+    start = time.perf_counter()
+    history = trainer.fit(train_loader, val_loader, epochs=cfg.train.epochs)
+    seconds = time.perf_counter() - start
+
+    # Report the weights that were kept (best on validation), not the last epoch's.
+    checkpoint.load_into(model, out / MODEL_FILE)
+    epochs = history.epochs
+    metrics: dict[str, Any] = {
+        "name": cfg.name,
+        "dataset": cfg.data.dataset,
+        "parameters": model.num_parameters(),
+        "epochs_run": len(epochs),
+        "train_seconds": round(seconds, 3),
+        "seconds_per_epoch": round(seconds / max(len(epochs), 1), 3),
+        "train_loss": epochs[-1]["loss"],
+        "train_accuracy": epochs[-1]["accuracy"],
+    }
+    if val_loader is not None:
+        best = max(epochs, key=lambda e: e["val_accuracy"])
+        metrics.update(best_epoch=best["epoch"], val_accuracy=best["val_accuracy"],
+                       val_loss=best["val_loss"], final_val_accuracy=epochs[-1]["val_accuracy"])
+    if evaluate_test:
+        test = load_split(cfg, "test", data_dir)
+        result = trainer.evaluate(make_loader(test, 1024))
+        metrics["test"] = _jsonable(result)
+        metrics["test_accuracy"] = metrics["test"]["accuracy"]
+    checkpoint.save_json(out / METRICS_FILE, metrics)
+    return metrics
+
+
+def _jsonable(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray | list) else v)
+            for k, v in result.items()}
+
+
+def load_run(run_dir: str | Path) -> tuple[Config, nn.Sequential]:
+    """The config and the trained model of a run folder; every name and shape is checked."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise ConfigError(f"run folder not found: {run}")
+    weights = run / MODEL_FILE
+    state, meta = checkpoint.load_model_file(weights)
+    raw = meta.get("config")
+    if raw is None:
+        raw = checkpoint.load_yaml(run / CONFIG_FILE)
+    cfg = validate(raw)
+    model = build_model(cfg.model, 0, cfg.train.dtype)
+    checkpoint.load_state(model, state, weights)
+    model.eval()
+    return cfg, model
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str | None = None) -> dict[str, Any]:
+    """Loss, accuracy, per-class accuracy and confusion matrix of a saved run on a split."""
+    cfg, model = load_run(run_dir)
+    data = load_split(cfg, split, data_dir)
+    trainer = Trainer(model, nn.CrossEntropyLoss(), optimizer=None, progress=False)
+    result = _jsonable(trainer.evaluate(make_loader(data, 1024)))
+    result["classes"] = CLASS_NAMES[cfg.data.dataset]
+    result["split"] = split
+    return result
