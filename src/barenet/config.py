@@ -118,6 +118,12 @@ class ScheduleConfig(Strict):
     cycle_epochs: float = Field(2.0, gt=0, description="cyclic: epochs per full cycle")
     patience: int = Field(2, ge=0, description="plateau: epochs without improvement")
 
+    @model_validator(mode="after")
+    def _check_plateau(self) -> ScheduleConfig:
+        if self.name == "plateau" and self.gamma >= 1:
+            raise ValueError("schedule.gamma must be < 1 for the plateau schedule (it is the lr factor)")
+        return self
+
 
 class EarlyStoppingConfig(Strict):
     enabled: bool = False

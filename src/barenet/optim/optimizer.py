@@ -1,0 +1,209 @@
+"""Optimizer base class: parameter groups, per-parameter state, state dicts.
+
+The update rules live in ``sgd.py``, ``adam.py`` (Adam, AdamW) and
+``rmsprop.py``; they follow ``torch.optim`` equation for equation so the parity
+tests hold to 1e-6.
+
+Parameter groups work as in torch: ``params`` is either an iterable of
+``Parameter`` or a list of dicts ``{"params": [...], "lr": ..., ...}`` whose
+missing hyperparameters are filled from the optimizer's defaults. Given a plain
+parameter list and ``weight_decay > 0``, parameters flagged ``no_decay``
+(biases, norm scales) are moved to a second group with ``weight_decay=0``
+unless ``decay_bias=True``. Explicit groups are used as given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from ..nn.module import Parameter
+
+ParamsArg = Iterable[Parameter] | Iterable[dict[str, Any]]
+
+
+def _split_no_decay(
+    params: list[Parameter], weight_decay: float, decay_bias: bool
+) -> list[dict[str, Any]]:
+    """One group, or two when ``no_decay`` parameters must skip weight decay."""
+    if weight_decay == 0 or decay_bias:
+        return [{"params": params}]
+    decay = [p for p in params if not p.no_decay]
+    skip = [p for p in params if p.no_decay]
+    groups: list[dict[str, Any]] = []
+    if decay:
+        groups.append({"params": decay})
+    if skip:
+        groups.append({"params": skip, "weight_decay": 0.0})
+    return groups
+
+
+class Optimizer:
+    """Base class. Subclasses implement ``_update(p, state, group)``.
+
+    Attributes:
+        param_groups: list of dicts, each with ``"params"`` (list of Parameter),
+            ``"lr"`` and the optimizer's other hyperparameters.
+        state: per-parameter state keyed by the parameter's position in the
+            concatenation of all groups' ``params`` (torch's state-dict indexing).
+    """
+
+    def __init__(
+        self, params: ParamsArg, defaults: dict[str, Any], decay_bias: bool = False
+    ) -> None:
+        self.defaults = dict(defaults)
+        self.param_groups: list[dict[str, Any]] = []
+        self.state: dict[int, dict[str, Any]] = {}
+        # One flat float buffer per dtype, sliced into temporaries by step():
+        # the update needs no full-size allocation per parameter per batch.
+        self._scratch: dict[np.dtype, np.ndarray] = {}
+        items = list(params)
+        if not items:
+            raise ValueError("optimizer got an empty parameter list")
+        if all(isinstance(g, dict) for g in items):
+            groups = items
+        elif all(isinstance(p, Parameter) for p in items):
+            groups = _split_no_decay(items, float(defaults.get("weight_decay", 0.0)), decay_bias)
+        else:
+            raise TypeError("params must be Parameters or param-group dicts, not a mix")
+        for group in groups:
+            self.add_param_group(group)
+
+    # -- groups ----------------------------------------------------------------
+    def add_param_group(self, group: dict[str, Any]) -> None:
+        """Append a group; missing hyperparameters come from the defaults."""
+        if "params" not in group:
+            raise ValueError("a parameter group needs a 'params' entry")
+        params = group["params"]
+        params = [params] if isinstance(params, Parameter) else list(params)
+        if not params:
+            raise ValueError("a parameter group has an empty 'params' list")
+        for p in params:
+            if not isinstance(p, Parameter):
+                raise TypeError(f"optimizer can only take Parameter, got {type(p).__name__}")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in params) or len({id(p) for p in params}) != len(params):
+            raise ValueError("a parameter appears in more than one group")
+        new = {**self.defaults, **group, "params": params}
+        self._check_hyper(new)
+        self.param_groups.append(new)
+
+    def _check_hyper(self, group: dict[str, Any]) -> None:
+        """Validate one group's hyperparameters (subclasses extend)."""
+        if group["lr"] < 0:
+            raise ValueError(f"invalid learning rate: {group['lr']}")
+        if group.get("weight_decay", 0.0) < 0:
+            raise ValueError(f"invalid weight_decay: {group['weight_decay']}")
+
+    def _params(self) -> list[Parameter]:
+        return [p for g in self.param_groups for p in g["params"]]
+
+    @property
+    def lr(self) -> float:
+        """The first group's learning rate; setting it sets every group's."""
+        return float(self.param_groups[0]["lr"])
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        for group in self.param_groups:
+            group["lr"] = float(value)
+
+    # -- the update ------------------------------------------------------------
+    def zero_grad(self) -> None:
+        """Set every parameter's gradient to zero (in place; arrays are kept)."""
+        for p in self._params():
+            p.grad.fill(0)
+
+    def _temps(self, p: Parameter, count: int) -> list[np.ndarray]:
+        """``count`` scratch arrays shaped like ``p`` (views into a shared buffer)."""
+        n = p.data.size
+        buf = self._scratch.get(p.data.dtype)
+        if buf is None or buf.size < count * n:
+            buf = np.empty(max(count * n, 3 * n), dtype=p.data.dtype)
+            self._scratch[p.data.dtype] = buf
+        return [buf[i * n : (i + 1) * n].reshape(p.data.shape) for i in range(count)]
+
+    def step(self) -> None:
+        """Apply one update to every parameter from its current ``.grad``."""
+        index = 0
+        for group in self.param_groups:
+            for p in group["params"]:
+                self._update(p, self.state.setdefault(index, {}), group)
+                index += 1
+
+    def _update(
+        self, p: Parameter, state: dict[str, Any], group: dict[str, Any]
+    ) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- persistence -----------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """``{"state": {index: {name: array|int}}, "param_groups": [{..., "params": [index]}]}``.
+
+        Arrays are copies, so the dict is a snapshot that later steps don't change.
+        """
+        groups = []
+        index = 0
+        for group in self.param_groups:
+            n = len(group["params"])
+            entry = {k: v for k, v in group.items() if k != "params"}
+            entry["params"] = list(range(index, index + n))
+            groups.append(entry)
+            index += n
+        state = {
+            i: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+            for i, s in self.state.items()
+            if s
+        }
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore hyperparameters and state saved by ``state_dict`` (arrays are copied).
+
+        Raises ValueError if the group structure or any array shape differs.
+        """
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"state dict has {len(saved_groups)} parameter groups, "
+                f"optimizer has {len(self.param_groups)}"
+            )
+        for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups, strict=True)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    f"group {i} has {len(saved['params'])} parameters in the state dict, "
+                    f"{len(group['params'])} in the optimizer"
+                )
+        params = self._params()
+        new_state: dict[int, dict[str, Any]] = {}
+        for key, saved in state_dict["state"].items():
+            i = int(key)
+            if not 0 <= i < len(params):
+                raise ValueError(f"state for parameter {i}, optimizer has {len(params)}")
+            entry: dict[str, Any] = {}
+            for name, value in saved.items():
+                if isinstance(value, np.ndarray):
+                    if value.shape != params[i].data.shape:
+                        raise ValueError(
+                            f"state '{name}' of parameter {i} has shape {value.shape}, "
+                            f"parameter has {params[i].data.shape}"
+                        )
+                    entry[name] = value.astype(params[i].data.dtype, copy=True)
+                else:
+                    entry[name] = int(value) if name == "step" else value
+            new_state[i] = entry
+        for saved, group in zip(saved_groups, self.param_groups, strict=True):
+            for k, v in saved.items():
+                if k != "params":
+                    # JSON-style round trips turn tuples into lists.
+                    group[k] = tuple(v) if k == "betas" else v
+        self.state = new_state
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            hyper = ", ".join(f"{k}={v}" for k, v in group.items() if k != "params")
+            lines.append(f"  group {i} ({len(group['params'])} params): {hyper}")
+        return "\n".join(lines) + "\n)"

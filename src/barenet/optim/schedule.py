@@ -1,0 +1,279 @@
+"""Learning-rate schedules: pure functions of the step count that write the optimizer's lr.
+
+Counting follows torch's ``LRScheduler``: building a schedule sets every group's
+lr to its value at step 0; after ``k`` calls to ``step()`` the lr is
+``lr_at(k)``. The trainer calls ``step()`` once per batch, so ``k`` counts
+iterations (the config layer converts epochs to iterations).
+
+Each group is scheduled from its own ``initial_lr`` (set once per optimizer,
+as torch's ``group.setdefault("initial_lr", group["lr"])``), so groups with
+different learning rates keep their ratio.
+
+Warm-up (every schedule here, ``warmup_steps=W``): for ``k < W`` the lr rises
+linearly from ``warmup_start_factor * X(0)`` towards ``X(0)``, ``X`` being the
+underlying schedule; from ``k = W`` on it is ``X(k - W)``: the schedule starts
+after the warm-up, so e.g. a cosine decay still reaches ``eta_min`` at
+``W + T_max``. This equals torch's
+``SequentialLR([LinearLR(start_factor, total_iters=W), X], milestones=[W])``.
+The default start factor is 0.1 (one tenth of the target lr).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from .optimizer import Optimizer
+from .plateau import ReduceLROnPlateau
+
+
+class LRSchedule:
+    """Base class: subclasses implement ``_value(k, i)``, the lr of group ``i`` at step ``k``."""
+
+    needs_metric = False  # the trainer calls step() per batch; plateau wants step(metric)
+
+    def __init__(
+        self, optimizer: Optimizer, warmup_steps: int = 0, warmup_start_factor: float = 0.1
+    ) -> None:
+        if warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
+        if not 0.0 <= warmup_start_factor <= 1.0:
+            raise ValueError(f"warmup_start_factor must be in [0, 1], got {warmup_start_factor}")
+        self.optimizer = optimizer
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+        self.base_lrs = [float(g["initial_lr"]) for g in optimizer.param_groups]
+        self.warmup_steps = int(warmup_steps)
+        self.warmup_start_factor = float(warmup_start_factor)
+        self.last_step = 0
+        self._write()
+
+    def _value(self, k: int, i: int) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _group_lr(self, k: int, i: int) -> float:
+        if k < 0:
+            raise ValueError(f"step must be >= 0, got {k}")
+        w = self.warmup_steps
+        if k < w:
+            s = self.warmup_start_factor
+            return self._value(0, i) * (s + (1.0 - s) * k / w)
+        return self._value(k - w, i)
+
+    def lr_at(self, step: int) -> float:
+        """The first group's lr after ``step`` calls to ``step()`` (no side effects)."""
+        return self._group_lr(int(step), 0)
+
+    def lrs_at(self, step: int) -> list[float]:
+        """Every group's lr after ``step`` calls to ``step()``."""
+        return [self._group_lr(int(step), i) for i in range(len(self.optimizer.param_groups))]
+
+    def _write(self) -> None:
+        for group, lr in zip(self.optimizer.param_groups, self.lrs_at(self.last_step), strict=True):
+            group["lr"] = lr
+
+    def step(self) -> None:
+        """Advance one iteration and write each group's lr."""
+        self.last_step += 1
+        self._write()
+
+    def get_last_lr(self) -> list[float]:
+        """The lrs written by the latest ``step()`` (torch's name)."""
+        return [float(g["lr"]) for g in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"type", "last_step", "base_lrs"}``; hyperparameters come from the config."""
+        return {
+            "type": type(self).__name__,
+            "last_step": self.last_step,
+            "base_lrs": list(self.base_lrs),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the step count and base lrs, then write the lr for that step."""
+        if state.get("type", type(self).__name__) != type(self).__name__:
+            raise ValueError(f"state dict is for {state['type']}, not {type(self).__name__}")
+        if len(state["base_lrs"]) != len(self.base_lrs):
+            raise ValueError(
+                f"state dict has {len(state['base_lrs'])} groups, optimizer has "
+                f"{len(self.base_lrs)}"
+            )
+        self.last_step = int(state["last_step"])
+        self.base_lrs = [float(x) for x in state["base_lrs"]]
+        self._write()
+
+
+class ConstantLR(LRSchedule):
+    """lr = initial lr (plus the optional warm-up)."""
+
+    def _value(self, k: int, i: int) -> float:
+        return self.base_lrs[i]
+
+
+class StepLR(LRSchedule):
+    """lr = initial * gamma ** (k // step_size)."""
+
+    def __init__(
+        self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, **warmup: Any
+    ) -> None:
+        if step_size < 1:
+            raise ValueError(f"step_size must be >= 1, got {step_size}")
+        self.step_size, self.gamma = int(step_size), float(gamma)
+        super().__init__(optimizer, **warmup)
+
+    def _value(self, k: int, i: int) -> float:
+        return self.base_lrs[i] * self.gamma ** (k // self.step_size)
+
+
+class MultiStepLR(LRSchedule):
+    """lr = initial * gamma ** (number of milestones <= k); repeated milestones count twice."""
+
+    def __init__(
+        self, optimizer: Optimizer, milestones: Sequence[int], gamma: float = 0.1, **warmup: Any
+    ) -> None:
+        self.milestones, self.gamma = sorted(int(m) for m in milestones), float(gamma)
+        super().__init__(optimizer, **warmup)
+
+    def _value(self, k: int, i: int) -> float:
+        return self.base_lrs[i] * self.gamma ** bisect.bisect_right(self.milestones, k)
+
+
+class ExponentialLR(LRSchedule):
+    """lr = initial * gamma ** k."""
+
+    def __init__(self, optimizer: Optimizer, gamma: float, **warmup: Any) -> None:
+        self.gamma = float(gamma)
+        super().__init__(optimizer, **warmup)
+
+    def _value(self, k: int, i: int) -> float:
+        return self.base_lrs[i] * self.gamma**k
+
+
+class CosineAnnealingLR(LRSchedule):
+    """lr = eta_min + (initial - eta_min) * (1 + cos(pi k / T_max)) / 2 (closed form;
+    past T_max it rises again with period 2 T_max, as torch)."""
+
+    def __init__(
+        self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, **warmup: Any
+    ) -> None:
+        if T_max < 1:
+            raise ValueError(f"T_max must be >= 1, got {T_max}")
+        self.T_max, self.eta_min = int(T_max), float(eta_min)
+        super().__init__(optimizer, **warmup)
+
+    def _value(self, k: int, i: int) -> float:
+        cos = math.cos(math.pi * k / self.T_max)
+        return self.eta_min + (self.base_lrs[i] - self.eta_min) * (1.0 + cos) / 2.0
+
+
+def _per_group(name: str, value: float | Sequence[float], n: int) -> list[float]:
+    if isinstance(value, (int, float)):
+        return [float(value)] * n
+    values = [float(v) for v in value]
+    if len(values) != n:
+        raise ValueError(f"expected {n} values for {name}, got {len(values)}")
+    return values
+
+
+class CyclicLR(LRSchedule):
+    """torch's CyclicLR (Smith 2017) between absolute ``base_lr`` and ``max_lr``.
+
+    A cycle is ``step_size_up`` steps rising then ``step_size_down`` falling;
+    modes: "triangular" (constant amplitude), "triangular2" (amplitude halves
+    each cycle), "exp_range" (amplitude * gamma**k). ``base_lr``/``max_lr`` are
+    floats or one value per group. Momentum is not cycled (torch's
+    ``cycle_momentum=False``).
+    """
+
+    MODES = ("triangular", "triangular2", "exp_range")
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        base_lr: float | Sequence[float],
+        max_lr: float | Sequence[float],
+        step_size_up: int = 2000,
+        step_size_down: int | None = None,
+        mode: str = "triangular",
+        gamma: float = 1.0,
+        **warmup: Any,
+    ) -> None:
+        if mode not in self.MODES:
+            raise ValueError(f"unknown CyclicLR mode {mode!r}; allowed: {', '.join(self.MODES)}")
+        up = float(step_size_up)
+        down = float(step_size_down) if step_size_down is not None else up
+        if up <= 0 or down < 0:
+            raise ValueError("step_size_up must be > 0 and step_size_down >= 0")
+        n = len(optimizer.param_groups)
+        self.cycle_base = _per_group("base_lr", base_lr, n)
+        self.cycle_max = _per_group("max_lr", max_lr, n)
+        self.total_size, self.step_ratio = up + down, up / (up + down)
+        self.mode, self.gamma = mode, float(gamma)
+        super().__init__(optimizer, **warmup)
+
+    def _value(self, k: int, i: int) -> float:
+        cycle = math.floor(1 + k / self.total_size)
+        x = 1.0 + k / self.total_size - cycle
+        if x <= self.step_ratio:
+            scale = x / self.step_ratio
+        else:
+            scale = (x - 1) / (self.step_ratio - 1)
+        if self.mode == "triangular":
+            amp = 1.0
+        elif self.mode == "triangular2":
+            amp = 1 / (2.0 ** (cycle - 1))
+        else:
+            amp = self.gamma**k
+        return self.cycle_base[i] + (self.cycle_max[i] - self.cycle_base[i]) * scale * amp
+
+
+SCHEDULES = ("constant", "step", "multistep", "exponential", "cosine", "cyclic", "plateau")
+
+
+def build_schedule(
+    name: str, optimizer: Optimizer, total_steps: int, **kwargs: Any
+) -> LRSchedule | ReduceLROnPlateau:
+    """Build a schedule by name; ``total_steps`` (iterations) sets the defaults below.
+
+    ``warmup_steps`` / ``warmup_start_factor`` pass through to every schedule
+    except "plateau" (which ignores ``total_steps``; step it once per epoch
+    with the metric). With ``R = total_steps - warmup_steps`` iterations left:
+
+    - "step": ``step_size=max(1, R // 3)``, ``gamma=0.1``
+    - "multistep": ``milestones=[R // 2, 3 R // 4]``, ``gamma=0.1``
+    - "exponential": ``gamma`` so that the lr falls to 1% over R steps
+    - "cosine": ``T_max=max(1, R)``, ``eta_min=0``
+    - "cyclic": per group ``base_lr=initial/100``, ``max_lr=initial``, one
+      triangle over the run (``step_size_up=max(1, R // 2)``)
+
+    Raises ValueError for an unknown name, TypeError for unknown keyword arguments.
+    """
+    key = name.lower()
+    if key not in SCHEDULES:
+        raise ValueError(f"unknown schedule {name!r}; allowed: {', '.join(SCHEDULES)}")
+    if key == "plateau":
+        return ReduceLROnPlateau(optimizer, **kwargs)
+    if total_steps < 0:
+        raise ValueError(f"total_steps must be >= 0, got {total_steps}")
+    rest = max(1, int(total_steps) - int(kwargs.get("warmup_steps", 0)))
+    if key == "constant":
+        return ConstantLR(optimizer, **kwargs)
+    if key == "step":
+        kwargs.setdefault("step_size", max(1, rest // 3))
+        return StepLR(optimizer, **kwargs)
+    if key == "multistep":
+        kwargs.setdefault("milestones", [rest // 2, 3 * rest // 4])
+        return MultiStepLR(optimizer, **kwargs)
+    if key == "exponential":
+        kwargs.setdefault("gamma", 0.01 ** (1.0 / rest))
+        return ExponentialLR(optimizer, **kwargs)
+    if key == "cosine":
+        kwargs.setdefault("T_max", rest)
+        return CosineAnnealingLR(optimizer, **kwargs)
+    initial = [float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
+    kwargs.setdefault("base_lr", [lr / 100.0 for lr in initial])
+    kwargs.setdefault("max_lr", initial)
+    kwargs.setdefault("step_size_up", max(1, rest // 2))
+    return CyclicLR(optimizer, **kwargs)

@@ -1,0 +1,74 @@
+"""Stochastic gradient descent with momentum, Nesterov and L2 weight decay (torch.optim.SGD)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..nn.module import Parameter
+from .optimizer import Optimizer, ParamsArg
+
+
+class SGD(Optimizer):
+    """torch.optim.SGD. With g = grad + wd * p (L2 added to the gradient):
+
+    b_1 = g,  b_t = momentum * b_{t-1} + (1 - dampening) * g
+    d = g + momentum * b_t (nesterov) | b_t (momentum > 0) | g
+    p <- p - lr * d
+    """
+
+    def __init__(
+        self,
+        params: ParamsArg,
+        lr: float,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        decay_bias: bool = False,
+    ) -> None:
+        defaults = {
+            "lr": float(lr),
+            "momentum": float(momentum),
+            "dampening": float(dampening),
+            "nesterov": bool(nesterov),
+            "weight_decay": float(weight_decay),
+        }
+        super().__init__(params, defaults, decay_bias)
+
+    def _check_hyper(self, group: dict[str, Any]) -> None:
+        super()._check_hyper(group)
+        if group["momentum"] < 0:
+            raise ValueError(f"invalid momentum: {group['momentum']}")
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("nesterov momentum requires momentum > 0 and zero dampening")
+
+    def _update(self, p: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
+        lr, wd, mom = group["lr"], group["weight_decay"], group["momentum"]
+        a, b = self._temps(p, 2)
+        g = p.grad
+        if wd != 0:
+            np.multiply(p.data, wd, out=a)
+            a += g
+            g = a
+        if mom != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                # torch starts the buffer at the first gradient, undamped.
+                buf = state["momentum_buffer"] = g.copy()
+            else:
+                buf *= mom
+                if group["dampening"] != 0:
+                    np.multiply(g, 1.0 - group["dampening"], out=b)
+                    buf += b
+                else:
+                    buf += g
+            if group["nesterov"]:
+                np.multiply(buf, mom, out=b)
+                b += g
+                g = b
+            else:
+                g = buf
+        np.multiply(g, -lr, out=b)
+        p.data += b

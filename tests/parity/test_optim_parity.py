@@ -1,0 +1,205 @@
+"""Optimizers and gradient clipping against torch.optim / torch.nn.utils, in float64.
+
+Both sides start from the same parameters and receive the same random gradients
+for several steps; parameters (and optimizer state) must agree after every step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from barenet.nn.module import Parameter
+from barenet.optim import SGD, Adam, AdamW, RMSprop, clip_grad_norm_, grad_norm
+
+STEPS = 5
+RTOL = 1e-6
+
+
+def make_params(rng: np.random.Generator) -> list[Parameter]:
+    """Two weight matrices and two biases (no_decay) of random sizes, interleaved like a model."""
+    n0, n1, n2 = (int(v) for v in rng.integers(2, 9, size=3))
+    return [
+        Parameter(rng.standard_normal((n1, n0)), no_decay=False),
+        Parameter(rng.standard_normal(n1), no_decay=True),
+        Parameter(rng.standard_normal((n2, n1)), no_decay=False),
+        Parameter(rng.standard_normal(n2), no_decay=True),
+    ]
+
+
+def to_torch(params: list[Parameter]) -> list[torch.Tensor]:
+    return [torch.tensor(p.data.copy(), dtype=torch.float64, requires_grad=True) for p in params]
+
+
+def torch_groups(tparams: list[torch.Tensor], spec: list[dict]) -> list[dict]:
+    """Translate index-based group specs to torch param groups."""
+    return [{**g, "params": [tparams[i] for i in g["params"]]} for g in spec]
+
+
+def run_side_by_side(ours, theirs, params, tparams, rng, lr_change=None):
+    for step in range(STEPS):
+        if lr_change is not None:
+            ours.lr = lr_change(step)
+            for g in theirs.param_groups:
+                g["lr"] = lr_change(step)
+        for p, t in zip(params, tparams, strict=True):
+            g = rng.standard_normal(p.data.shape)
+            p.grad[...] = g
+            t.grad = torch.from_numpy(g.copy())
+        ours.step()
+        theirs.step()
+        for i, (p, t) in enumerate(zip(params, tparams, strict=True)):
+            np.testing.assert_allclose(
+                p.data, t.detach().numpy(), rtol=RTOL, atol=1e-12, err_msg=f"step {step} param {i}"
+            )
+
+
+def compare_state(ours, theirs) -> None:
+    """Our state dict and torch's hold the same tensors under the same indices and names."""
+    ts = theirs.state_dict()["state"]
+    os_ = ours.state_dict()["state"]
+    assert set(ts) == set(os_)
+    for i, tstate in ts.items():
+        for name, value in tstate.items():
+            if name == "step":
+                assert os_[i]["step"] == int(value)
+            elif isinstance(value, torch.Tensor):
+                np.testing.assert_allclose(os_[i][name], value.numpy(), rtol=RTOL, atol=1e-12)
+
+
+CASES = [
+    (SGD, torch.optim.SGD, {"lr": 0.1}),
+    (SGD, torch.optim.SGD, {"lr": 0.05, "momentum": 0.9}),
+    (SGD, torch.optim.SGD, {"lr": 0.05, "momentum": 0.8, "dampening": 0.3}),
+    (SGD, torch.optim.SGD, {"lr": 0.05, "momentum": 0.9, "nesterov": True}),
+    (SGD, torch.optim.SGD, {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.1}),
+    (Adam, torch.optim.Adam, {}),
+    (Adam, torch.optim.Adam, {"lr": 0.01, "betas": (0.8, 0.95), "eps": 1e-6}),
+    (Adam, torch.optim.Adam, {"lr": 0.01, "weight_decay": 0.1}),
+    (Adam, torch.optim.Adam, {"lr": 0.01, "amsgrad": True, "weight_decay": 0.05}),
+    (AdamW, torch.optim.AdamW, {"lr": 0.01}),
+    (AdamW, torch.optim.AdamW, {"lr": 0.02, "weight_decay": 0.3, "amsgrad": True}),
+    (RMSprop, torch.optim.RMSprop, {}),
+    (RMSprop, torch.optim.RMSprop, {"lr": 0.01, "momentum": 0.9}),
+    (RMSprop, torch.optim.RMSprop, {"lr": 0.01, "centered": True}),
+    (RMSprop, torch.optim.RMSprop, {"lr": 0.01, "centered": True, "momentum": 0.5, "alpha": 0.9}),
+    (RMSprop, torch.optim.RMSprop, {"lr": 0.01, "weight_decay": 0.1, "momentum": 0.3}),
+]
+
+
+def case_id(case) -> str:
+    ours, _, kw = case
+    return ours.__name__ + "-" + "-".join(f"{k}={v}" for k, v in kw.items())
+
+
+@pytest.mark.parametrize("seed", range(len(CASES)), ids=[case_id(c) for c in CASES])
+def test_optimizer_matches_torch(seed: int) -> None:
+    """Default construction: biases skip weight decay; torch gets the equivalent two groups."""
+    ours_cls, torch_cls, kw = CASES[seed]
+    rng = np.random.default_rng(seed)
+    params = make_params(rng)
+    tparams = to_torch(params)
+    ours = ours_cls(params, **kw)
+    wd = ours.defaults["weight_decay"]
+    if wd > 0:
+        spec = [{"params": [0, 2]}, {"params": [1, 3], "weight_decay": 0.0}]
+        assert [g["weight_decay"] for g in ours.param_groups] == [wd, 0.0]
+        assert [len(g["params"]) for g in ours.param_groups] == [2, 2]
+    else:
+        spec = [{"params": [0, 1, 2, 3]}]
+        assert len(ours.param_groups) == 1
+    theirs = torch_cls(torch_groups(tparams, spec), **kw)
+    run_side_by_side(ours, theirs, params, tparams, rng)
+    compare_state(ours, theirs)
+
+
+@pytest.mark.parametrize(
+    "ours_cls,torch_cls,kw",
+    [
+        (SGD, torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.2}),
+        (Adam, torch.optim.Adam, {"lr": 0.01, "weight_decay": 0.2}),
+        (AdamW, torch.optim.AdamW, {"lr": 0.01, "weight_decay": 0.2}),
+        (RMSprop, torch.optim.RMSprop, {"lr": 0.01, "weight_decay": 0.2}),
+    ],
+)
+def test_decay_bias_true_decays_everything(ours_cls, torch_cls, kw) -> None:
+    rng = np.random.default_rng(7)
+    params = make_params(rng)
+    tparams = to_torch(params)
+    ours = ours_cls(params, decay_bias=True, **kw)
+    assert len(ours.param_groups) == 1
+    theirs = torch_cls(tparams, **kw)
+    run_side_by_side(ours, theirs, params, tparams, rng)
+
+
+def test_biases_skip_decay_differs_from_decaying_them() -> None:
+    """Guard for the test above: decaying biases does change the result."""
+    rng = np.random.default_rng(3)
+    params = make_params(rng)
+    tparams = to_torch(params)
+    ours = AdamW(params, lr=0.05, weight_decay=0.5)
+    theirs = torch.optim.AdamW(tparams, lr=0.05, weight_decay=0.5)  # decays biases too
+    ours.step()  # zero grads: only the decoupled decay (and a zero Adam step) acts
+    theirs_grads = [torch.zeros_like(t) for t in tparams]
+    for t, g in zip(tparams, theirs_grads, strict=True):
+        t.grad = g
+    theirs.step()
+    np.testing.assert_allclose(params[0].data, tparams[0].detach().numpy(), rtol=RTOL)
+    assert not np.allclose(params[1].data, tparams[1].detach().numpy())
+
+
+@pytest.mark.parametrize(
+    "ours_cls,torch_cls,defaults",
+    [
+        (SGD, torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}),
+        (Adam, torch.optim.Adam, {"lr": 0.01}),
+        (AdamW, torch.optim.AdamW, {"lr": 0.01}),
+        (RMSprop, torch.optim.RMSprop, {"lr": 0.01, "momentum": 0.5}),
+    ],
+)
+def test_explicit_groups_match_torch(ours_cls, torch_cls, defaults) -> None:
+    """Groups with their own lr / weight decay are used as given (biases included)."""
+    rng = np.random.default_rng(11)
+    params = make_params(rng)
+    tparams = to_torch(params)
+    spec = [
+        {"params": [0, 1], "lr": 0.03, "weight_decay": 0.1},
+        {"params": [2, 3], "weight_decay": 0.0},
+    ]
+    ours = ours_cls([{**g, "params": [params[i] for i in g["params"]]} for g in spec], **defaults)
+    assert ours.param_groups[0]["weight_decay"] == 0.1  # the bias in group 0 is decayed
+    theirs = torch_cls(torch_groups(tparams, spec), **defaults)
+    run_side_by_side(ours, theirs, params, tparams, rng)
+    compare_state(ours, theirs)
+
+
+@pytest.mark.parametrize("cls,tcls", [(Adam, torch.optim.Adam), (SGD, torch.optim.SGD)])
+def test_lr_changed_between_steps_matches_torch(cls, tcls) -> None:
+    rng = np.random.default_rng(5)
+    params = make_params(rng)
+    tparams = to_torch(params)
+    kw = {"lr": 0.1, "momentum": 0.9} if cls is SGD else {"lr": 0.1}
+    ours, theirs = cls(params, **kw), tcls(tparams, **kw)
+    run_side_by_side(ours, theirs, params, tparams, rng, lr_change=lambda s: 0.1 / (1 + s))
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, float("inf")])
+@pytest.mark.parametrize("max_norm", [0.5, 1e6])
+def test_clip_grad_norm_matches_torch(norm_type: float, max_norm: float) -> None:
+    rng = np.random.default_rng([int(min(norm_type, 99)), int(max_norm)])
+    params = make_params(rng)
+    tparams = to_torch(params)
+    for p, t in zip(params, tparams, strict=True):
+        g = rng.standard_normal(p.data.shape)
+        p.grad[...] = g
+        t.grad = torch.from_numpy(g.copy())
+    before = grad_norm(params, norm_type)
+    total = clip_grad_norm_(params, max_norm, norm_type=norm_type)
+    expected = torch.nn.utils.clip_grad_norm_(tparams, max_norm, norm_type=norm_type)
+    assert total == pytest.approx(float(expected), rel=RTOL)
+    assert before == pytest.approx(float(expected), rel=RTOL)
+    for p, t in zip(params, tparams, strict=True):
+        np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=RTOL, atol=1e-12)
+    if max_norm < float(expected):
+        assert grad_norm(params, norm_type) == pytest.approx(max_norm, rel=1e-5)

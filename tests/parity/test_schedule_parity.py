@@ -1,0 +1,189 @@
+"""LR schedules against torch.optim.lr_scheduler over 50 steps, with two param groups.
+
+Two groups with different initial lrs check that each group is scheduled from
+its own initial lr. After k calls to ``step()`` our optimizer's lrs (and
+``lrs_at(k)``) must equal torch's ``get_last_lr()`` after k scheduler steps.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch.optim import lr_scheduler as tsched
+
+from barenet.nn.module import Parameter
+from barenet.optim import (
+    SGD,
+    ConstantLR,
+    CosineAnnealingLR,
+    CyclicLR,
+    ExponentialLR,
+    MultiStepLR,
+    ReduceLROnPlateau,
+    StepLR,
+)
+
+STEPS = 50
+LRS = (0.1, 0.025)
+
+
+def ours_optimizer() -> SGD:
+    rng = np.random.default_rng(0)
+    groups = [{"params": [Parameter(rng.standard_normal(3))], "lr": lr} for lr in LRS]
+    return SGD(groups, lr=1.0)
+
+
+def torch_optimizer() -> torch.optim.SGD:
+    groups = [
+        {"params": [torch.zeros(3, dtype=torch.float64, requires_grad=True)], "lr": lr}
+        for lr in LRS
+    ]
+    return torch.optim.SGD(groups, lr=1.0)
+
+
+def torch_lrs(make_sched, steps: int = STEPS) -> list[list[float]]:
+    opt = torch_optimizer()
+    sched = make_sched(opt)
+    out = [list(sched.get_last_lr())]
+    for _ in range(steps):
+        opt.step()  # no grads: a no-op that keeps torch's call-order check quiet
+        sched.step()
+        out.append(list(sched.get_last_lr()))
+    return [[float(v) for v in row] for row in out]
+
+
+def ours_lrs(make_sched, steps: int = STEPS) -> list[list[float]]:
+    """Group lrs written into the optimizer after 0..steps calls; also checks lrs_at/lr_at."""
+    opt = ours_optimizer()
+    sched = make_sched(opt)
+    out = [[g["lr"] for g in opt.param_groups]]
+    for _ in range(steps):
+        sched.step()
+        out.append([g["lr"] for g in opt.param_groups])
+    for k, row in enumerate(out):
+        assert sched.lrs_at(k) == row
+        assert sched.lr_at(k) == row[0]
+    return out
+
+
+def assert_lrs_equal(ours: list[list[float]], theirs: list[list[float]]) -> None:
+    # Torch's recursive forms accumulate rounding: compare relative, with a floor near 0.
+    np.testing.assert_allclose(np.array(ours), np.array(theirs), rtol=1e-9, atol=1e-15)
+
+
+def _cyclic_torch(**kw):
+    base = [lr / 100 for lr in LRS]
+    return lambda o: tsched.CyclicLR(o, base, list(LRS), cycle_momentum=False, **kw)
+
+
+def _cyclic_ours(**kw):
+    base = [lr / 100 for lr in LRS]
+    return lambda o, **w: CyclicLR(o, base, list(LRS), **kw, **w)
+
+
+# name -> (ours(optimizer, **warmup), torch(optimizer))
+PAIRS = {
+    "constant": (lambda o, **w: ConstantLR(o, **w), lambda o: tsched.LambdaLR(o, lambda k: 1.0)),
+    "step": (lambda o, **w: StepLR(o, 7, 0.5, **w), lambda o: tsched.StepLR(o, 7, 0.5)),
+    "multistep": (
+        lambda o, **w: MultiStepLR(o, [12, 5, 30, 12], 0.3, **w),
+        lambda o: tsched.MultiStepLR(o, [5, 12, 12, 30], 0.3),
+    ),
+    "exponential": (
+        lambda o, **w: ExponentialLR(o, 0.93, **w),
+        lambda o: tsched.ExponentialLR(o, 0.93),
+    ),
+    "cosine": (
+        lambda o, **w: CosineAnnealingLR(o, T_max=20, eta_min=1e-3, **w),
+        lambda o: tsched.CosineAnnealingLR(o, T_max=20, eta_min=1e-3),
+    ),
+    "cosine-eta0": (
+        lambda o, **w: CosineAnnealingLR(o, T_max=50, **w),
+        lambda o: tsched.CosineAnnealingLR(o, T_max=50),
+    ),
+    "cyclic": (_cyclic_ours(step_size_up=7), _cyclic_torch(step_size_up=7)),
+    "cyclic-asym": (
+        _cyclic_ours(step_size_up=6, step_size_down=3),
+        _cyclic_torch(step_size_up=6, step_size_down=3),
+    ),
+    "cyclic-tri2": (
+        _cyclic_ours(step_size_up=4, mode="triangular2"),
+        _cyclic_torch(step_size_up=4, mode="triangular2"),
+    ),
+    "cyclic-exp": (
+        _cyclic_ours(step_size_up=5, mode="exp_range", gamma=0.97),
+        _cyclic_torch(step_size_up=5, mode="exp_range", gamma=0.97),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(PAIRS))
+def test_schedule_matches_torch(name: str) -> None:
+    ours, theirs = PAIRS[name]
+    assert_lrs_equal(ours_lrs(ours), torch_lrs(theirs))
+
+
+@pytest.mark.parametrize(
+    "name,warmup,start",
+    [
+        ("constant", 5, 0.1),
+        ("step", 6, 0.1),
+        ("multistep", 4, 0.25),
+        ("exponential", 10, 0.05),
+        ("cosine", 8, 0.1),
+    ],
+)
+def test_warmup_matches_torch_sequential_linear(name: str, warmup: int, start: float) -> None:
+    """Warm-up then X(k - W) equals SequentialLR([LinearLR, X], milestones=[W])."""
+    ours_make, torch_make = PAIRS[name]
+
+    def theirs(o):
+        lin = tsched.LinearLR(o, start_factor=start, end_factor=1.0, total_iters=warmup)
+        return tsched.SequentialLR(o, [lin, torch_make(o)], milestones=[warmup])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SequentialLR uses torch's deprecated step(epoch) path
+        expected = torch_lrs(theirs)
+    got = ours_lrs(lambda o: ours_make(o, warmup_steps=warmup, warmup_start_factor=start))
+    assert_lrs_equal(got, expected)
+    assert got[warmup - 1] != got[warmup + 1]  # the warm-up really happened and ended
+
+
+METRIC_CASES = {
+    "min-rel": {"mode": "min", "patience": 2},
+    "min-abs-cooldown": {
+        "mode": "min",
+        "threshold_mode": "abs",
+        "threshold": 0.05,
+        "cooldown": 3,
+        "patience": 3,
+    },
+    "max-rel-minlr": {"mode": "max", "patience": 1, "factor": 0.5, "min_lr": [0.02, 0.001]},
+    "max-abs": {"mode": "max", "threshold_mode": "abs", "threshold": 0.01, "patience": 0},
+}
+
+
+@pytest.mark.parametrize("case", list(METRIC_CASES))
+def test_plateau_matches_torch(case: str) -> None:
+    kw = METRIC_CASES[case]
+    rng = np.random.default_rng(len(case))
+    # A noisy metric that improves, stalls, then improves again: several reductions.
+    trend = np.concatenate([np.linspace(1.0, 0.5, 10), np.full(25, 0.5), np.linspace(0.5, 0.3, 15)])
+    metrics = trend + 0.02 * rng.standard_normal(trend.size)
+    if kw["mode"] == "max":
+        metrics = -metrics
+    ours_opt, torch_opt = ours_optimizer(), torch_optimizer()
+    ours, theirs = ReduceLROnPlateau(ours_opt, **kw), tsched.ReduceLROnPlateau(torch_opt, **kw)
+    reductions = 0
+    for m in metrics:
+        reductions += ours.step(float(m))
+        theirs.step(float(m))
+        assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), rel=1e-12)
+        assert ours.num_bad_epochs == theirs.num_bad_epochs
+        assert ours.best == theirs.best
+    assert reductions >= 2
+    assert math.isclose(ours_opt.lr, torch_opt.param_groups[0]["lr"], rel_tol=1e-12)
