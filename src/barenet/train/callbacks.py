@@ -1,0 +1,420 @@
+"""Keras-style training callbacks.
+
+Hooks, all optional, called by ``Trainer.fit`` in this order::
+
+    on_train_begin(trainer)
+      on_epoch_begin(trainer, epoch)            # epoch is 1-based
+        on_batch_end(trainer, batch, logs)      # batch is 1-based within the epoch
+      on_epoch_end(trainer, epoch, logs)        # logs: the epoch's history row
+    on_train_end(trainer, logs)                 # logs: the last complete epoch's row, or {}
+
+A callback stops training by setting ``trainer.stop_training = True`` (and may
+explain why in ``trainer.stop_reason``). It may also abort by raising (e.g.
+``optuna.TrialPruned``): ``fit`` then still calls every callback's
+``on_train_end`` before re-raising, so loggers and checkpoints are final.
+Callbacks only touch ``trainer.model``, ``trainer.stop_training`` and
+``trainer.stop_reason`` (plus ``epochs``/``steps_per_epoch`` for display), so
+tests can drive them with a plain namespace object.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import checkpoint
+
+__all__ = [
+    "CSVLogger",
+    "Callback",
+    "EarlyStopping",
+    "JSONLogger",
+    "LambdaCallback",
+    "ModelCheckpoint",
+    "ProgressBar",
+    "resolve_mode",
+]
+
+Logs = dict[str, Any]
+_clock = time.monotonic  # module-level so tests can substitute a fake clock
+
+
+class Callback:
+    """Base class: every hook is a no-op."""
+
+    def on_train_begin(self, trainer: Any) -> None:
+        pass
+
+    def on_epoch_begin(self, trainer: Any, epoch: int) -> None:
+        pass
+
+    def on_batch_end(self, trainer: Any, batch: int, logs: Logs) -> None:
+        """Called after every optimizer step; keep it cheap. ``logs`` holds the running
+        epoch means ``loss``/``accuracy``, ``batch_loss`` and ``size``."""
+
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: Logs) -> None:
+        pass
+
+    def on_train_end(self, trainer: Any, logs: Logs) -> None:
+        pass
+
+
+_HOOKS = ("on_train_begin", "on_epoch_begin", "on_batch_end", "on_epoch_end", "on_train_end")
+
+
+class LambdaCallback(Callback):
+    """A callback from plain functions with the hooks' signatures, e.g.
+    ``LambdaCallback(on_epoch_end=lambda t, e, logs: print(e, logs["loss"]))``."""
+
+    def __init__(
+        self,
+        on_train_begin: Callable[..., None] | None = None,
+        on_epoch_begin: Callable[..., None] | None = None,
+        on_batch_end: Callable[..., None] | None = None,
+        on_epoch_end: Callable[..., None] | None = None,
+        on_train_end: Callable[..., None] | None = None,
+    ) -> None:
+        given = (on_train_begin, on_epoch_begin, on_batch_end, on_epoch_end, on_train_end)
+        # Only given hooks shadow the no-ops, so the trainer can tell that an
+        # absent on_batch_end costs nothing per batch.
+        for name, fn in zip(_HOOKS, given, strict=True):
+            if fn is not None:
+                setattr(self, name, fn)
+
+
+def resolve_mode(monitor: str, mode: str) -> str:
+    """``"auto"`` -> ``"max"`` for accuracy-like names (acc, auc, f1, precision, recall), else
+    ``"min"``."""
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    if mode != "auto":
+        return mode
+    name = monitor.lower()
+    return "max" if any(k in name for k in ("acc", "auc", "f1", "precision", "recall")) else "min"
+
+
+class _Monitor:
+    """Best-so-far tracking shared by EarlyStopping and ModelCheckpoint."""
+
+    def __init__(self, monitor: str, mode: str, min_delta: float) -> None:
+        self.monitor = monitor
+        self.mode = resolve_mode(monitor, mode)
+        self.min_delta = abs(float(min_delta))
+        self._warned = False
+        self.reset()
+
+    def reset(self) -> None:
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch: int | None = None
+
+    def value(self, logs: Logs, who: str) -> float | None:
+        value = logs.get(self.monitor)
+        if value is None:
+            if not self._warned:
+                warnings.warn(
+                    f"{who}: metric '{self.monitor}' is not in the logs "
+                    f"(available: {', '.join(sorted(logs))}); skipping",
+                    stacklevel=3,
+                )
+                self._warned = True
+            return None
+        return float(value)
+
+    def improved(self, value: float) -> bool:
+        # NaN compares False: a diverged metric never counts as an improvement.
+        if self.mode == "min":
+            return value + self.min_delta < self.best
+        return value - self.min_delta > self.best
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved for ``patience`` consecutive epochs.
+
+    Improvement means ``value < best - min_delta`` (mode ``min``) or
+    ``value > best + min_delta`` (``max``); it resets the wait counter to 0.
+    With ``restore_best_weights`` the model gets the best epoch's weights back in
+    ``on_train_end`` whether or not training stopped early (Keras 3 behaviour).
+
+    Attributes: ``best``, ``best_epoch``, ``wait``, ``stopped_epoch`` (0 if never).
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        mode: str = "auto",
+        patience: int = 5,
+        min_delta: float = 0.0,
+        restore_best_weights: bool = True,
+    ) -> None:
+        if patience < 0:
+            raise ValueError(f"patience must be >= 0, got {patience}")
+        self._m = _Monitor(monitor, mode, min_delta)
+        self.monitor, self.mode = monitor, self._m.mode
+        self.patience = int(patience)
+        self.restore_best_weights = restore_best_weights
+        self.on_train_begin(None)
+
+    @property
+    def best(self) -> float:
+        return self._m.best
+
+    @property
+    def best_epoch(self) -> int | None:
+        return self._m.best_epoch
+
+    def on_train_begin(self, trainer: Any) -> None:
+        self._m.reset()
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best_weights: dict[str, Any] | None = None
+
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: Logs) -> None:
+        value = self._m.value(logs, "EarlyStopping")
+        if value is None:
+            return
+        if self._m.improved(value):
+            self._m.best, self._m.best_epoch = value, epoch
+            self.wait = 0
+            if self.restore_best_weights:
+                self.best_weights = trainer.model.state_dict()  # a copy
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            trainer.stop_training = True
+            trainer.stop_reason = (
+                f"early stopping at epoch {epoch}: {self.monitor} did not improve for "
+                f"{self.wait} epochs (best {self.best:.6g} at epoch {self.best_epoch})"
+            )
+
+    def on_train_end(self, trainer: Any, logs: Logs) -> None:
+        if self.restore_best_weights and self.best_weights is not None:
+            trainer.model.load_state_dict(self.best_weights)
+
+
+class ModelCheckpoint(Callback):
+    """Save the model at epoch ends via ``save_fn(path, model, metadata)``.
+
+    ``path`` may contain ``{epoch}`` and any log key (``"ckpt-{epoch:03d}.safetensors"``).
+    With ``save_best_only`` a file is written only when ``monitor`` improves
+    (strictly, by more than ``min_delta``); otherwise every epoch. The metadata is
+    ``extra_metadata`` plus ``epoch``, ``monitor``, ``monitor_value`` and the epoch's
+    ``logs``. The default ``save_fn`` (``checkpoint.save_model``) writes atomically,
+    so an interrupted save keeps the previous best file.
+
+    Attributes: ``best``, ``best_epoch``, ``last_saved`` (path or None), ``saved`` (all paths).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        monitor: str = "val_accuracy",
+        mode: str = "auto",
+        save_best_only: bool = True,
+        save_fn: Callable[[Path, Any, dict[str, Any]], Any] | None = None,
+        extra_metadata: dict[str, Any] | None = None,
+        min_delta: float = 0.0,
+    ) -> None:
+        self.path = str(path)
+        self._m = _Monitor(monitor, mode, min_delta)
+        self.monitor, self.mode = monitor, self._m.mode
+        self.save_best_only = save_best_only
+        self.save_fn = save_fn if save_fn is not None else checkpoint.save_model
+        self.extra_metadata = dict(extra_metadata or {})
+        self.on_train_begin(None)
+
+    @property
+    def best(self) -> float:
+        return self._m.best
+
+    @property
+    def best_epoch(self) -> int | None:
+        return self._m.best_epoch
+
+    def on_train_begin(self, trainer: Any) -> None:
+        self._m.reset()
+        self.last_saved: Path | None = None
+        self.saved: list[Path] = []
+
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: Logs) -> None:
+        value = logs.get(self.monitor)
+        if self.save_best_only:
+            value = self._m.value(logs, "ModelCheckpoint")
+            if value is None or not self._m.improved(value):
+                return
+            self._m.best, self._m.best_epoch = value, epoch
+        path = Path(self.path.format(**{**logs, "epoch": epoch}))
+        meta = {
+            **self.extra_metadata,
+            "epoch": epoch,
+            "monitor": self.monitor,
+            "monitor_value": value,
+            "logs": dict(logs),
+        }
+        self.save_fn(path, trainer.model, meta)
+        self.last_saved = path
+        self.saved.append(path)
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(checkpoint.to_jsonable(value))
+    return value
+
+
+class CSVLogger(Callback):
+    """Write the per-epoch logs to ``path`` as CSV, rewritten atomically every epoch.
+
+    Columns are every key seen so far, in first-seen order; a missing value is empty.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.rows: list[Logs] = []
+
+    def on_train_begin(self, trainer: Any) -> None:
+        self.rows = []
+
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: Logs) -> None:
+        self.rows.append(dict(logs))
+        self._write()
+
+    def _write(self) -> None:
+        columns = list(dict.fromkeys(k for row in self.rows for k in row))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\n")
+        writer.writeheader()
+        for row in self.rows:
+            writer.writerow({k: _csv_cell(v) for k, v in row.items()})
+        checkpoint.atomic_write_text(self.path, buf.getvalue())
+
+
+class JSONLogger(Callback):
+    """Write ``{"epochs": [logs, ...], "stop_reason": str | null}`` to ``path`` as strict JSON
+    (NaN -> null), rewritten atomically every epoch and once more at train end."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.rows: list[Logs] = []
+
+    def on_train_begin(self, trainer: Any) -> None:
+        self.rows = []
+
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: Logs) -> None:
+        self.rows.append(dict(logs))
+        checkpoint.save_json(self.path, {"epochs": self.rows, "stop_reason": None})
+
+    def on_train_end(self, trainer: Any, logs: Logs) -> None:
+        reason = getattr(trainer, "stop_reason", None)
+        checkpoint.save_json(self.path, {"epochs": self.rows, "stop_reason": reason})
+
+
+def format_logs(logs: Logs) -> str:
+    """One line: ``loss 0.1234  accuracy 0.9650  val_loss ...  lr 1.00e-02  3.2s``."""
+    parts = []
+    for key, value in logs.items():
+        if key == "epoch" or not isinstance(value, (int, float)):
+            continue
+        if key == "time":
+            parts.append(f"{value:.1f}s")
+        elif key == "lr":
+            parts.append(f"lr {value:.2e}")
+        elif "acc" in key:
+            parts.append(f"{key} {value:.4f}")
+        else:
+            parts.append(f"{key} {value:.4g}")
+    return "  ".join(parts)
+
+
+class ProgressBar(Callback):
+    """A rich progress bar per epoch with the running loss/accuracy, then a summary line.
+
+    Silent (and doing nothing per batch) when the console is not a terminal. The
+    display is refreshed by hand at most once per ``min_interval`` seconds: rich's
+    auto-refresh thread is off, so a fast epoch costs one clock read per batch.
+    """
+
+    def __init__(self, console: Any = None, min_interval: float = 0.1) -> None:
+        self.console = console
+        self.min_interval = min_interval
+        self.refreshes = 0  # display updates made; lets tests check the throttling
+        self._progress: Any = None
+        self._task: Any = None
+
+    def on_train_begin(self, trainer: Any) -> None:
+        from rich import progress as rp
+        from rich.console import Console
+
+        console = self.console if self.console is not None else Console(stderr=True)
+        self._progress = None
+        if not console.is_terminal:
+            return
+        self._progress = rp.Progress(
+            rp.TextColumn("[bold]{task.description}"),
+            rp.BarColumn(),
+            rp.MofNCompleteColumn(),
+            rp.TimeElapsedColumn(),
+            rp.TimeRemainingColumn(),
+            rp.TextColumn("{task.fields[info]}"),
+            console=console,
+            auto_refresh=False,
+            transient=True,
+        )
+        self._progress.start()
+
+    def _epoch_label(self, trainer: Any, epoch: int) -> str:
+        total = getattr(trainer, "epochs", None)
+        return f"epoch {epoch}/{total}" if total else f"epoch {epoch}"
+
+    def on_epoch_begin(self, trainer: Any, epoch: int) -> None:
+        if self._progress is None:
+            return
+        self._task = self._progress.add_task(
+            self._epoch_label(trainer, epoch),
+            total=getattr(trainer, "steps_per_epoch", None),
+            info="",
+        )
+        self._last = _clock()
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self._progress.refresh()
+        self.refreshes += 1
+
+    def on_batch_end(self, trainer: Any, batch: int, logs: Logs) -> None:
+        if self._progress is None:
+            return
+        now = _clock()
+        if now - self._last < self.min_interval:
+            return
+        self._last = now
+        info = f"loss {logs.get('loss', math.nan):.4f}"
+        if "accuracy" in logs:
+            info += f"  acc {logs['accuracy']:.4f}"
+        self._progress.update(self._task, completed=batch, info=info)
+        self._refresh()
+
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: Logs) -> None:
+        if self._progress is None:
+            return
+        self._progress.remove_task(self._task)
+        self._progress.console.print(
+            f"{self._epoch_label(trainer, epoch)}  {format_logs(logs)}",
+            highlight=False,
+            markup=False,
+        )
+        self._refresh()
+
+    def on_train_end(self, trainer: Any, logs: Logs) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
