@@ -13,16 +13,16 @@ from rich.console import Console
 
 from barenet.checkpoint import load_json, load_model_file
 from barenet.nn import Linear
-from barenet.train import callbacks as cbmod
+from barenet.train import progress as progress_mod
 from barenet.train.callbacks import (
     CSVLogger,
     EarlyStopping,
     JSONLogger,
     LambdaCallback,
     ModelCheckpoint,
-    ProgressBar,
     resolve_mode,
 )
+from barenet.train.progress import ProgressBar
 
 
 def fake_trainer(seed=0):
@@ -255,7 +255,7 @@ def run_bar(console, n_batches=1000, clock_step=0.01, monkeypatch=None):
         return t[0]
 
     if monkeypatch is not None:
-        monkeypatch.setattr(cbmod, "_clock", clock)
+        monkeypatch.setattr(progress_mod, "_clock", clock)
     bar = ProgressBar(console=console)
     trainer = fake_trainer()
     trainer.epochs, trainer.steps_per_epoch = 1, n_batches

@@ -7,9 +7,9 @@ from .callbacks import (
     JSONLogger,
     LambdaCallback,
     ModelCheckpoint,
-    ProgressBar,
 )
 from .metrics import MeanMetric, accuracy, confusion_matrix, num_correct, per_class_accuracy
+from .progress import ProgressBar
 from .trainer import History, Trainer, TrainingDiverged
 
 __all__ = [

@@ -20,8 +20,9 @@ import numpy as np
 
 from ..nn.loss import softmax
 from ..optim import clip_grad_norm_, grad_norm
-from .callbacks import Callback, ProgressBar
+from .callbacks import Callback
 from .metrics import confusion_matrix, num_correct, per_class_accuracy
+from .progress import ProgressBar
 
 __all__ = ["History", "Trainer", "TrainingDiverged"]
 
