@@ -5,7 +5,7 @@ from barenet.config import ConfigError, apply_overrides, load_config, to_dict, v
 
 def test_defaults_validate_and_round_trip():
     cfg = load_config()
-    assert cfg.model.sizes == [784, 256, 10]
+    assert cfg.model.sizes == [784, 512, 256, 10]
     assert validate(to_dict(cfg)) == cfg
 
 

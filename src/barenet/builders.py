@@ -29,8 +29,9 @@ def build_optimizer(params: Iterable[Parameter], cfg: OptimConfig) -> Optimizer:
     params = list(params)
     common = {"lr": cfg.lr, "weight_decay": cfg.weight_decay, "decay_bias": cfg.decay_bias}
     if cfg.name == "sgd":
-        return SGD(params, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
-                   **common)
+        return SGD(
+            params, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0, **common
+        )
     if cfg.name == "adam":
         return Adam(params, betas=cfg.betas, eps=cfg.eps, **common)
     if cfg.name == "adamw":
@@ -51,15 +52,22 @@ def build_schedule_from_config(
     warm = round(cfg.warmup_epochs * spe)
     warmup = {"warmup_steps": warm} if warm else {}
     if cfg.name == "plateau":
-        return ReduceLROnPlateau(optimizer, factor=cfg.gamma, patience=cfg.patience,
-                                 min_lr=cfg.min_lr)
+        return ReduceLROnPlateau(
+            optimizer, factor=cfg.gamma, patience=cfg.patience, min_lr=cfg.min_lr
+        )
     if cfg.name == "step":
-        return build_schedule("step", optimizer, total, step_size=iters(cfg.step_size),
-                              gamma=cfg.gamma, **warmup)
+        return build_schedule(
+            "step", optimizer, total, step_size=iters(cfg.step_size), gamma=cfg.gamma, **warmup
+        )
     if cfg.name == "multistep":
-        return build_schedule("multistep", optimizer, total,
-                              milestones=[iters(m) for m in cfg.milestones], gamma=cfg.gamma,
-                              **warmup)
+        return build_schedule(
+            "multistep",
+            optimizer,
+            total,
+            milestones=[iters(m) for m in cfg.milestones],
+            gamma=cfg.gamma,
+            **warmup,
+        )
     if cfg.name == "exponential":
         # decay by gamma once per epoch (torch's ExponentialLR stepped per epoch)
         return StepLR(optimizer, step_size=spe, gamma=cfg.gamma, **warmup)
@@ -68,6 +76,13 @@ def build_schedule_from_config(
     if cfg.name == "cyclic":
         lr = optimizer.param_groups[0]["lr"]
         half = iters(cfg.cycle_epochs / 2)
-        return build_schedule("cyclic", optimizer, total, base_lr=lr * cfg.base_lr_factor,
-                              max_lr=lr, step_size_up=half, **warmup)
+        return build_schedule(
+            "cyclic",
+            optimizer,
+            total,
+            base_lr=lr * cfg.base_lr_factor,
+            max_lr=lr,
+            step_size_up=half,
+            **warmup,
+        )
     return build_schedule("constant", optimizer, total, **warmup)

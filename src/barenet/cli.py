@@ -22,8 +22,15 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .data import DataError
     from .train.trainer import TrainingDiverged
 
-    return (ConfigError, DataError, CheckpointError, TrainingDiverged, FileNotFoundError,
-            IsADirectoryError, PermissionError)
+    return (
+        ConfigError,
+        DataError,
+        CheckpointError,
+        TrainingDiverged,
+        FileNotFoundError,
+        IsADirectoryError,
+        PermissionError,
+    )
 
 
 def _default_out(name: str) -> Path:
@@ -63,12 +70,18 @@ def cmd_test(args: argparse.Namespace) -> int:
 
     result = evaluate_run(args.run_dir, split=args.split, data_dir=args.data_dir)
     if args.json:
-        print(json.dumps({k: v for k, v in result.items() if k != "confusion_matrix"}
-                         | {"confusion_matrix": result["confusion_matrix"]}))
+        print(
+            json.dumps(
+                {k: v for k, v in result.items() if k != "confusion_matrix"}
+                | {"confusion_matrix": result["confusion_matrix"]}
+            )
+        )
         return 0
-    print(f"{args.split}: loss {result['loss']:.4f}  accuracy {result['accuracy']:.4f}  "
-          f"({result['n']} samples)")
-    for name, acc in zip(result["classes"], result["per_class_accuracy"]):
+    print(
+        f"{args.split}: loss {result['loss']:.4f}  accuracy {result['accuracy']:.4f}  "
+        f"({result['n']} samples)"
+    )
+    for name, acc in zip(result["classes"], result["per_class_accuracy"], strict=True):
         print(f"  {name:>12}  {acc:.4f}")
     return 0
 
@@ -92,10 +105,90 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from .search import SearchError, SearchJob, default_out, load_search, retrain_best, run_search
+
+    search = load_search(args.search_config, study=args.study)
+    out = Path(args.out) if args.out else default_out(search.study_name)
+    job = SearchJob(
+        search=search,
+        out=out,
+        storage=args.storage,
+        trials=args.trials,
+        workers=args.workers,
+        data_dir=args.data_dir,
+        log=None if args.quiet else print,
+    )
+    try:
+        result = run_search(job)
+    except SearchError as err:
+        print(f"barenet: search stopped: {err}", file=sys.stderr)
+        return 1
+    states = ", ".join(f"{n} {s.lower()}" for s, n in result.states.items())
+    print(f"study '{result.study_name}': {states or 'no trials'}; {result.ran} run now")
+    best = result.best
+    if best is not None:
+        metric = search.config.objective
+        values = "  ".join(
+            f"{p.name}={best[p.name]:.4g}"
+            if isinstance(best[p.name], float)
+            else f"{p.name}={best[p.name]}"
+            for p in search.params
+        )
+        print(f"best: trial {best['trial']}  {metric} {best[metric]:.4f}  {values}")
+    print(f"leaderboard: {out / 'leaderboard.md'}; best config: {out / 'best_config.yaml'}")
+    if args.retrain_best:
+        try:
+            m = retrain_best(job, progress=not args.quiet)
+        except SearchError as err:
+            print(f"barenet: error: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        again = " (already retrained)" if m["reused"] else ""
+        print(
+            f"retrained trial {m['trial']} on the full training set{again}: "
+            f"val accuracy {m.get('val_accuracy', float('nan')):.4f}, "
+            f"test accuracy {m['test_accuracy']:.4f} -> {m['run_dir']}"
+        )
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .viz import plot_run
+
+    result = plot_run(args.run_dir, out_dir=args.out, what=args.what, data_dir=args.data_dir)
+    for path in result.all_files():
+        print(path)
+    for group, why in result.skipped.items():
+        print(f"skipped {group}: {why}")
+    print(f"{len(result.all_files())} plots in {result.out_dir}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .viz import write_report
+
+    print(f"report: {write_report(args.run_dir, out_path=args.out, data_dir=args.data_dir)}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .viz import compare_runs
+    from .viz.compare import markdown_table
+
+    out = Path(args.out) if args.out else Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
+    rows = compare_runs(args.run_dirs, out, labels=args.labels)
+    print(markdown_table(rows), end="")
+    print(f"curves and tables in {out}")
+    return 0
+
+
 # -- parser -----------------------------------------------------------------------------------
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", default=None,
-                   help="folder holding mnist/ and fashion-mnist/ (default: $BARENET_DATA, cache)")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder holding mnist/ and fashion-mnist/ (default: $BARENET_DATA, cache)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,8 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model from a YAML config")
     p.add_argument("config", nargs="?", default=None, help="YAML config (default: MLP on MNIST)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set optim.lr=0.05 (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set optim.lr=0.05 (repeatable)",
+    )
     p.add_argument("--out", default=None, help="run folder (default: runs/NAME-TIMESTAMP)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_dir(p)
@@ -121,6 +219,56 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="architecture, parameter count and metrics of a run")
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("search", help="hyperparameter search (Optuna): grid, random or TPE")
+    p.add_argument("search_config", help="search YAML (base config, space, sampler, options)")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="Optuna storage URL shared by machines, e.g. postgresql://user@host/db "
+        "(default: a journal file in the output folder)",
+    )
+    p.add_argument("--study", default=None, help="study name (default: from the search config)")
+    p.add_argument(
+        "--trials",
+        type=int,
+        default=None,
+        help="total trials of the study over all workers (grid: the grid size)",
+    )
+    p.add_argument("--out", default=None, help="output folder (default: runs/search/STUDY)")
+    p.add_argument(
+        "--retrain-best",
+        action="store_true",
+        help="then train the best config on the full training set and test it once",
+    )
+    p.add_argument("--quiet", action="store_true", help="no per-trial lines")
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("plot", help="draw the plots of a run folder as PNGs")
+    p.add_argument("run_dir")
+    p.add_argument("--out", default=None, help="output folder (default: RUN_DIR/plots)")
+    p.add_argument(
+        "--what",
+        default=None,
+        help="comma-separated groups: curves, weights, pca, conv, confusion, "
+        "predictions, embedding (default: all that apply)",
+    )
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("report", help="one self-contained report.html for a run or search folder")
+    p.add_argument("run_dir", help="a run folder, or a search output folder (leaderboard.csv)")
+    p.add_argument("--out", default=None, help="HTML file (default: RUN_DIR/report.html)")
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("compare", help="overlay the curves and tabulate the metrics of runs")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", default=None, help="output folder (default: runs/compare-TIMESTAMP)")
+    p.add_argument("--labels", nargs="+", default=None, help="one label per run (default: names)")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 
@@ -138,8 +286,11 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_BAD_INPUT
         if os.environ.get("BARENET_DEBUG"):
             raise
-        print(f"barenet: internal error: {type(err).__name__}: {err} "
-              "(set BARENET_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(
+            f"barenet: internal error: {type(err).__name__}: {err} "
+            "(set BARENET_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

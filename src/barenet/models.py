@@ -18,8 +18,10 @@ def _dense_stack(
 ) -> list[nn.Module]:
     """Linear -> [BatchNorm1d] -> act -> [Dropout] for each hidden size, then a plain Linear."""
     layers: list[nn.Module] = []
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(fan_in, fan_out, init=cfg.init, rng=rng, dtype=dtype, std=cfg.init_std))
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
+        layers.append(
+            nn.Linear(fan_in, fan_out, init=cfg.init, rng=rng, dtype=dtype, std=cfg.init_std)
+        )
         if i < len(sizes) - 2:
             if cfg.batch_norm:
                 layers.append(nn.BatchNorm1d(fan_out))
@@ -67,8 +69,15 @@ def _cnn(cfg: ModelConfig, rng: np.random.Generator, dt: type) -> nn.Sequential:
     for b in cfg.blocks:
         layers.append(
             nn.Conv2d(
-                in_ch, b.channels, b.kernel, stride=b.stride, padding=b.padding,
-                bias=not b.batch_norm, init=cfg.init, rng=rng, dtype=dt,
+                in_ch,
+                b.channels,
+                b.kernel,
+                stride=b.stride,
+                padding=b.padding,
+                bias=not b.batch_norm,
+                init=cfg.init,
+                rng=rng,
+                dtype=dt,
             )
         )
         if b.batch_norm:

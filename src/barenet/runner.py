@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import checkpoint, nn
+from .builders import build_optimizer, build_schedule_from_config
 from .config import Config, ConfigError, to_dict, validate
 from .data import (
     CLASS_NAMES,
@@ -25,7 +26,6 @@ from .data import (
     train_val_split,
 )
 from .models import build_model, input_shape
-from .optim import build_optimizer, build_schedule_from_config
 from .train import callbacks as cb
 from .train.trainer import Trainer
 
@@ -55,7 +55,7 @@ def seeds(cfg: Config) -> dict[str, np.random.Generator]:
     """Independent generators for each source of randomness, all from ``cfg.seed``."""
     names = ("init", "split", "shuffle", "augment")
     children = np.random.SeedSequence(cfg.seed).spawn(len(names))
-    return {n: np.random.default_rng(s) for n, s in zip(names, children)}
+    return {n: np.random.default_rng(s) for n, s in zip(names, children, strict=True)}
 
 
 def _shape(x: np.ndarray, cfg: Config) -> np.ndarray:
@@ -66,12 +66,15 @@ def _shape(x: np.ndarray, cfg: Config) -> np.ndarray:
 def load_split(cfg: Config, split: str, data_dir: str | None = None) -> Split:
     """A whole preprocessed split (``train`` or ``test``) shaped for the model."""
     images, labels = load(cfg.data.dataset, split=split, data_dir=data_dir or cfg.data.data_dir)
-    x = preprocess(images, cfg.data.preprocess, dtype=np.dtype(cfg.train.dtype).type,
-                   dataset=cfg.data.dataset)
+    x = preprocess(
+        images, cfg.data.preprocess, dtype=np.dtype(cfg.train.dtype).type, dataset=cfg.data.dataset
+    )
     return Split(_shape(x, cfg), np.asarray(labels))
 
 
-def prepare_data(cfg: Config, rngs: dict[str, np.random.Generator], data_dir: str | None = None) -> Data:
+def prepare_data(
+    cfg: Config, rngs: dict[str, np.random.Generator], data_dir: str | None = None
+) -> Data:
     """Training data: a seeded stratified subset, then a stratified validation split."""
     full = load_split(cfg, "train", data_dir)
     idx = np.arange(len(full))
@@ -83,9 +86,12 @@ def prepare_data(cfg: Config, rngs: dict[str, np.random.Generator], data_dir: st
     return Data(train, val, CLASS_NAMES[cfg.data.dataset])
 
 
-def make_loader(split: Split, batch_size: int, shuffle: bool = False, rng=None, transform=None) -> DataLoader:
-    return DataLoader(split.x, split.y, batch_size=batch_size, shuffle=shuffle, rng=rng,
-                      transform=transform)
+def make_loader(
+    split: Split, batch_size: int, shuffle: bool = False, rng=None, transform=None
+) -> DataLoader:
+    return DataLoader(
+        split.x, split.y, batch_size=batch_size, shuffle=shuffle, rng=rng, transform=transform
+    )
 
 
 def _augmenter(cfg: Config) -> RandomAffine | None:
@@ -94,10 +100,16 @@ def _augmenter(cfg: Config) -> RandomAffine | None:
         return None
     c, h, w = cfg.model.input_shape
     # the background is what a 0 pixel becomes after preprocessing
-    fill = float(preprocess(np.zeros((1, 1), np.uint8), cfg.data.preprocess,
-                            dataset=cfg.data.dataset)[0, 0])
-    return RandomAffine(degrees=a.degrees, translate=a.translate, scale=tuple(a.scale),
-                        image_shape=(h, w), fill=fill)
+    fill = float(
+        preprocess(np.zeros((1, 1), np.uint8), cfg.data.preprocess, dataset=cfg.data.dataset)[0, 0]
+    )
+    return RandomAffine(
+        degrees=a.degrees,
+        translate=a.translate,
+        scale=tuple(a.scale),
+        image_shape=(h, w),
+        fill=fill,
+    )
 
 
 def model_metadata(cfg: Config, **extra: Any) -> dict[str, Any]:
@@ -121,9 +133,16 @@ def train_run(
     model = build_model(cfg.model, rngs["init"], cfg.train.dtype)
     steps_per_epoch = -(-len(data.train) // cfg.train.batch_size)
     optimizer = build_optimizer(model.parameters(), cfg.optim)
-    schedule = build_schedule_from_config(optimizer, cfg.schedule, steps_per_epoch, cfg.train.epochs)
-    train_loader = make_loader(data.train, cfg.train.batch_size, shuffle=True, rng=rngs["shuffle"],
-                               transform=_augmenter(cfg))
+    schedule = build_schedule_from_config(
+        optimizer, cfg.schedule, steps_per_epoch, cfg.train.epochs
+    )
+    train_loader = make_loader(
+        data.train,
+        cfg.train.batch_size,
+        shuffle=True,
+        rng=rngs["shuffle"],
+        transform=_augmenter(cfg),
+    )
     val_loader = make_loader(data.val, 1024) if data.val is not None else None
 
     monitor = "val_accuracy" if val_loader is not None else "accuracy"
@@ -136,16 +155,35 @@ def train_run(
         cb.ModelCheckpoint(out / MODEL_FILE, monitor=monitor, save_best_only=True, save_fn=save_fn),
     ]
     if cfg.train.checkpoint_every_epoch:
-        callbacks.append(cb.ModelCheckpoint(out / "checkpoints" / "epoch_{epoch}.safetensors",
-                                            monitor=monitor, save_best_only=False, save_fn=save_fn))
+        callbacks.append(
+            cb.ModelCheckpoint(
+                out / "checkpoints" / "epoch_{epoch}.safetensors",
+                monitor=monitor,
+                save_best_only=False,
+                save_fn=save_fn,
+            )
+        )
     es = cfg.train.early_stopping
     if es.enabled and val_loader is not None:
-        callbacks.append(cb.EarlyStopping(monitor=es.monitor, patience=es.patience,
-                                          min_delta=es.min_delta, restore_best_weights=es.restore_best))
+        callbacks.append(
+            cb.EarlyStopping(
+                monitor=es.monitor,
+                patience=es.patience,
+                min_delta=es.min_delta,
+                restore_best_weights=es.restore_best,
+            )
+        )
     callbacks.extend(extra_callbacks)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
-    trainer = Trainer(model, loss_fn, optimizer, schedule=schedule, callbacks=callbacks,
-                      clip_grad_norm=cfg.train.clip_grad_norm, progress=progress)
+    trainer = Trainer(
+        model,
+        loss_fn,
+        optimizer,
+        schedule=schedule,
+        callbacks=callbacks,
+        clip_grad_norm=cfg.train.clip_grad_norm,
+        progress=progress,
+    )
     start = time.perf_counter()
     history = trainer.fit(train_loader, val_loader, epochs=cfg.train.epochs)
     seconds = time.perf_counter() - start
@@ -165,8 +203,12 @@ def train_run(
     }
     if val_loader is not None:
         best = max(epochs, key=lambda e: e["val_accuracy"])
-        metrics.update(best_epoch=best["epoch"], val_accuracy=best["val_accuracy"],
-                       val_loss=best["val_loss"], final_val_accuracy=epochs[-1]["val_accuracy"])
+        metrics.update(
+            best_epoch=best["epoch"],
+            val_accuracy=best["val_accuracy"],
+            val_loss=best["val_loss"],
+            final_val_accuracy=epochs[-1]["val_accuracy"],
+        )
     if evaluate_test:
         test = load_split(cfg, "test", data_dir)
         result = trainer.evaluate(make_loader(test, 1024))
@@ -177,8 +219,10 @@ def train_run(
 
 
 def _jsonable(result: dict[str, Any]) -> dict[str, Any]:
-    return {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray | list) else v)
-            for k, v in result.items()}
+    return {
+        k: (np.asarray(v).tolist() if isinstance(v, np.ndarray | list) else v)
+        for k, v in result.items()
+    }
 
 
 def load_run(run_dir: str | Path) -> tuple[Config, nn.Sequential]:
@@ -198,7 +242,9 @@ def load_run(run_dir: str | Path) -> tuple[Config, nn.Sequential]:
     return cfg, model
 
 
-def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str | None = None) -> dict[str, Any]:
+def evaluate_run(
+    run_dir: str | Path, split: str = "test", data_dir: str | None = None
+) -> dict[str, Any]:
     """Loss, accuracy, per-class accuracy and confusion matrix of a saved run on a split."""
     cfg, model = load_run(run_dir)
     data = load_split(cfg, split, data_dir)
