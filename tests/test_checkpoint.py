@@ -237,3 +237,19 @@ def test_load_state_from_memory_names_source(tmp_path):
     del state["2.bias"]
     with pytest.raises(CheckpointError, match=r"s\.safetensors.*missing.*2\.bias"):
         load_state(dst, state, tmp_path / "s.safetensors")
+
+
+def test_zero_dim_buffers_keep_their_shape(tmp_path):
+    from barenet.nn import BatchNorm2d
+
+    bn = BatchNorm2d(3)
+    bn.forward(np.random.default_rng(0).random((4, 3, 5, 5)).astype(np.float32))
+    save_model(tmp_path / "bn.safetensors", bn, {})
+    state, _ = load_model_file(tmp_path / "bn.safetensors")
+    assert state["num_batches_tracked"].shape == ()
+    fresh = BatchNorm2d(3)
+    load_into(fresh, tmp_path / "bn.safetensors")
+    assert int(fresh.state_dict()["num_batches_tracked"]) == 1
+    np.testing.assert_array_equal(
+        fresh.state_dict()["running_mean"], bn.state_dict()["running_mean"]
+    )

@@ -166,8 +166,9 @@ def _state_of(model_or_state: Any) -> dict[str, np.ndarray]:
     state = model_or_state.state_dict() if hasattr(model_or_state, "state_dict") else model_or_state
     if not isinstance(state, dict):
         raise TypeError("save_model needs a Module or a dict of arrays")
-    # safetensors needs dense C-contiguous arrays.
-    return {str(k): np.ascontiguousarray(v) for k, v in state.items()}
+    # safetensors needs dense C-contiguous arrays; np.require keeps 0-d buffers 0-d
+    # (np.ascontiguousarray would turn them into shape (1,)).
+    return {str(k): np.require(v, requirements="C") for k, v in state.items()}
 
 
 def save_model(

@@ -72,18 +72,23 @@ def load_split(cfg: Config, split: str, data_dir: str | None = None) -> Split:
     return Split(_shape(x, cfg), np.asarray(labels))
 
 
-def prepare_data(
-    cfg: Config, rngs: dict[str, np.random.Generator], data_dir: str | None = None
-) -> Data:
-    """Training data: a seeded stratified subset, then a stratified validation split."""
-    full = load_split(cfg, "train", data_dir)
-    idx = np.arange(len(full))
+def split_indices(cfg: Config, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the training and validation samples: a seeded stratified subset, then a
+    seeded stratified validation split (both drawn from the config's seed)."""
+    rng = seeds(cfg)["split"]
+    idx = np.arange(len(labels))
     if cfg.data.subset < 1.0:
-        idx = subset(full.y, cfg.data.subset, rngs["split"])
-    tr, va = train_val_split(full.y[idx], cfg.data.val_fraction, rngs["split"])
-    train = Split(full.x[idx[tr]], full.y[idx[tr]])
-    val = Split(full.x[idx[va]], full.y[idx[va]]) if len(va) else None
-    return Data(train, val, CLASS_NAMES[cfg.data.dataset])
+        idx = subset(labels, cfg.data.subset, rng)
+    tr, va = train_val_split(labels[idx], cfg.data.val_fraction, rng)
+    return idx[tr], idx[va]
+
+
+def prepare_data(cfg: Config, data_dir: str | None = None) -> Data:
+    """The training and validation splits, preprocessed and shaped for the model."""
+    full = load_split(cfg, "train", data_dir)
+    tr, va = split_indices(cfg, full.y)
+    val = Split(full.x[va], full.y[va]) if len(va) else None
+    return Data(Split(full.x[tr], full.y[tr]), val, CLASS_NAMES[cfg.data.dataset])
 
 
 def make_loader(
@@ -129,7 +134,7 @@ def train_run(
     out.mkdir(parents=True, exist_ok=True)
     checkpoint.save_yaml(out / CONFIG_FILE, to_dict(cfg))
     rngs = seeds(cfg)
-    data = prepare_data(cfg, rngs, data_dir)
+    data = prepare_data(cfg, data_dir)
     model = build_model(cfg.model, rngs["init"], cfg.train.dtype)
     steps_per_epoch = -(-len(data.train) // cfg.train.batch_size)
     optimizer = build_optimizer(model.parameters(), cfg.optim)
@@ -196,6 +201,7 @@ def train_run(
         "dataset": cfg.data.dataset,
         "parameters": model.num_parameters(),
         "epochs_run": len(epochs),
+        "steps_per_epoch": steps_per_epoch,
         "train_seconds": round(seconds, 3),
         "seconds_per_epoch": round(seconds / max(len(epochs), 1), 3),
         "train_loss": epochs[-1]["loss"],

@@ -1,0 +1,137 @@
+"""Confusion matrix (counts and row-normalised) and per-class accuracy bars with class names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.ticker import PercentFormatter
+
+from .style import closes_on_error, new_figure, save_figure
+
+CONFUSION_SIZE = (15.0, 6.6)
+PER_CLASS_SIZE = (13.0, 5.0)
+
+
+def row_normalise(cm: np.ndarray) -> np.ndarray:
+    """Each row divided by its sum (the true class count); empty rows stay zero."""
+    cm = np.asarray(cm, dtype=np.float64)
+    rows = cm.sum(axis=1, keepdims=True)
+    return np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+
+
+def _matrix(ax: Axes, m: np.ndarray, classes: list[str], fmt, vmax: float, title: str, fig):
+    k = len(classes)
+    im = ax.imshow(m, cmap="Blues", vmin=0, vmax=vmax, interpolation="nearest")
+    if max(len(c) for c in classes) > 2:  # garment names need the room; digits do not
+        ax.set_xticks(range(k), classes, rotation=40, ha="right", rotation_mode="anchor")
+    else:
+        ax.set_xticks(range(k), classes)
+    ax.set_yticks(range(k), classes)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    size = 8 if k <= 10 else 6
+    for i in range(k):
+        for j in range(k):
+            if m[i, j] == 0:
+                continue
+            dark = m[i, j] > 0.55 * vmax
+            ax.text(
+                j,
+                i,
+                fmt(m[i, j]),
+                ha="center",
+                va="center",
+                fontsize=size,
+                color="white" if dark else "0.15",
+            )
+    fig.colorbar(im, ax=ax, shrink=0.8)
+
+
+@closes_on_error
+def plot_confusion(cm: np.ndarray, classes: list[str], out_path: str | Path) -> Path:
+    """Counts (left) and row-normalised rates (right: row i = where true class i went)."""
+    cm = np.asarray(cm)
+    fig, axes = new_figure(1, 2, figsize=CONFUSION_SIZE)
+    total = int(cm.sum())
+    acc = np.trace(cm) / total if total else 0.0
+    _matrix(
+        axes[0, 0],
+        cm,
+        classes,
+        lambda v: f"{int(v)}",
+        max(float(cm.max()), 1.0),
+        f"Counts ({total:,} test images)",
+        fig,
+    )
+    norm = row_normalise(cm)
+    _matrix(
+        axes[0, 1],
+        norm,
+        classes,
+        lambda v: f"{100 * v:.0f}" if v >= 0.0095 else f"{100 * v:.1f}",  # never a bare "0"
+        1.0,
+        "Row-normalised (% of each true class)",
+        fig,
+    )
+    fig.suptitle(f"Confusion matrix — accuracy {100 * acc:.2f}%")
+    return save_figure(fig, out_path)
+
+
+@closes_on_error
+def plot_per_class(
+    per_class_accuracy: np.ndarray,
+    classes: list[str],
+    out_path: str | Path,
+    counts: np.ndarray | None = None,
+    overall: float | None = None,
+) -> Path:
+    """Accuracy per class on a full 0-100% axis (left) and the error rate per class on a
+    zero-based axis scaled to the data (right), where small differences are visible."""
+    acc = np.asarray(per_class_accuracy, dtype=np.float64)
+    y = np.arange(len(classes))
+    fig, axes = new_figure(1, 2, figsize=PER_CLASS_SIZE)
+    ax = axes[0, 0]
+    bars = ax.barh(y, acc, color="tab:blue", alpha=0.85)
+    ax.set_yticks(y, classes)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.12)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("accuracy")
+    ax.set_title(
+        "Per-class accuracy"
+        + (f" (dashed: overall {100 * overall:.2f}%)" if overall is not None else "")
+    )
+    for b, a in zip(bars, acc, strict=True):
+        ax.text(
+            b.get_width() + 0.01,
+            b.get_y() + b.get_height() / 2,
+            f"{100 * a:.1f}%",
+            va="center",
+            fontsize=8,
+        )
+    if overall is not None:
+        ax.axvline(overall, color="tab:red", ls="--", lw=1)
+
+    ax = axes[0, 1]
+    err = 1 - acc
+    worst = np.argsort(-err)[:3]
+    colors = ["tab:red" if i in worst else "tab:orange" for i in range(len(err))]
+    ax.barh(y, err, color=colors, alpha=0.85)
+    ax.set_yticks(
+        y,
+        classes
+        if counts is None
+        else [f"{c} (n={int(n)})" for c, n in zip(classes, counts, strict=True)],
+    )
+    ax.invert_yaxis()
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlim(0, max(float(err.max()) * 1.25, 0.01))
+    ax.set_xlabel("error rate (1 - accuracy); the three worst in red")
+    ax.set_title("Per-class error rate")
+    for ax in axes.ravel():
+        ax.grid(True, axis="x", alpha=0.3)
+    fig.suptitle("Test accuracy by class")
+    return save_figure(fig, out_path)
