@@ -155,7 +155,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     from .viz import plot_run
 
-    result = plot_run(args.run_dir, out_dir=args.out, what=args.what, data_dir=args.data_dir)
+    result = plot_run(
+        args.run_dir, out_dir=args.out, what=args.what, data_dir=args.data_dir,
+        max_test=args.max_test,
+    )
     for path in result.all_files():
         print(path)
     for group, why in result.skipped.items():
@@ -167,7 +170,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from .viz import write_report
 
-    print(f"report: {write_report(args.run_dir, out_path=args.out, data_dir=args.data_dir)}")
+    path = write_report(
+        args.run_dir, out_path=args.out, data_dir=args.data_dir, max_test=args.max_test
+    )
+    print(f"report: {path}")
     return 0
 
 
@@ -179,6 +185,32 @@ def cmd_compare(args: argparse.Namespace) -> int:
     rows = compare_runs(args.run_dirs, out, labels=args.labels)
     print(markdown_table(rows), end="")
     print(f"curves and tables in {out}")
+    return 0
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from .search.experiment import (
+        ExperimentError,
+        default_out,
+        load_experiment,
+        run_experiment,
+    )
+
+    exp = load_experiment(args.experiment_config, seeds=args.seeds)
+    out = Path(args.out) if args.out else default_out(exp.name)
+    start = time.perf_counter()
+    try:
+        log = None if args.quiet else lambda msg: print(msg, flush=True)
+        result = run_experiment(exp, out, workers=args.workers, data_dir=args.data_dir, log=log)
+    except ExperimentError as err:
+        print(f"barenet: experiment stopped: {err}", file=sys.stderr)
+        return 1
+    print((out / "results.md").read_text(), end="")
+    print(
+        f"{result.ran} run(s) trained now, {result.skipped} already done; "
+        f"{time.perf_counter() - start:.0f} s wall time"
+    )
+    print(f"table, curves and report.html in {out}")
     return 0
 
 
@@ -255,12 +287,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated groups: curves, weights, pca, conv, confusion, "
         "predictions, embedding (default: all that apply)",
     )
+    p.add_argument("--max-test", type=int, default=None, metavar="N",
+                   help="use only the first N test images (default: the whole test set)")
     _add_data_dir(p)
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("report", help="one self-contained report.html for a run or search folder")
     p.add_argument("run_dir", help="a run folder, or a search output folder (leaderboard.csv)")
     p.add_argument("--out", default=None, help="HTML file (default: RUN_DIR/report.html)")
+    p.add_argument("--max-test", type=int, default=None, metavar="N",
+                   help="plots use only the first N test images (default: the whole test set)")
     _add_data_dir(p)
     p.set_defaults(func=cmd_report)
 
@@ -269,6 +305,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default: runs/compare-TIMESTAMP)")
     p.add_argument("--labels", nargs="+", default=None, help="one label per run (default: names)")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("experiment", help="variants x seeds of a base config: table and curves")
+    p.add_argument("experiment_config", help="experiment YAML (base config, variants, seeds)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default: the file's)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--out", default=None, help="output folder (default: runs/experiments/NAME)")
+    p.add_argument("--quiet", action="store_true", help="no per-run lines")
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_experiment)
     return parser
 
 
