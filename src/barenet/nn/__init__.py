@@ -1,16 +1,24 @@
 """barenet.nn: layers, losses and initialisers with explicit forward and backward passes."""
 
 from .activation import ACTIVATIONS, Identity, LeakyReLU, ReLU, Sigmoid, Tanh, activation
+from .conv import Conv2d
 from .dropout import Dropout, Dropout2d
 from .init import INITS, init_weight
 from .linear import Flatten, Linear
 from .loss import CrossEntropyLoss, Loss, MSELoss, log_softmax, softmax
 from .module import DEFAULT_DTYPE, Module, Parameter, Sequential
+from .norm import BatchNorm1d, BatchNorm2d
+from .pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
 __all__ = [
     "ACTIVATIONS",
     "DEFAULT_DTYPE",
     "INITS",
+    "AdaptiveAvgPool2d",
+    "AvgPool2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Conv2d",
     "CrossEntropyLoss",
     "Dropout",
     "Dropout2d",
@@ -19,6 +27,7 @@ __all__ = [
     "LeakyReLU",
     "Linear",
     "Loss",
+    "MaxPool2d",
     "MSELoss",
     "Module",
     "Parameter",

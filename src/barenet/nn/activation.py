@@ -38,13 +38,17 @@ class LeakyReLU(Module):
 
 
 class Sigmoid(Module):
-    """y = 1 / (1 + e^-x), computed stably via tanh;  dy/dx = y (1 - y)."""
+    """y = 1 / (1 + e^-x);  dy/dx = y (1 - y).
+
+    Computed as 1/(1+e) for x >= 0 and e/(1+e) for x < 0 with e = exp(-|x|): never
+    overflows, and keeps full relative precision in the negative tail (0.5*(1+tanh(x/2))
+    cancels to 0 there, e.g. for x < -17 in float32).
+    """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        # 0.5 * (1 + tanh(x/2)) never overflows, unlike 1/(1+exp(-x)) for very negative x.
-        y = np.tanh(x * 0.5)
-        y += 1
-        y *= 0.5
+        e = np.exp(-np.abs(x))
+        y = np.where(x >= 0, 1, e)
+        y /= 1 + e
         self._y = y
         return y
 
@@ -84,7 +88,7 @@ ACTIVATIONS: dict[str, type[Module]] = {
 
 
 def activation(name: str, negative_slope: float = 0.01) -> Module:
-    """Build an activation by name (``relu``, ``leaky_relu``, ``sigmoid``, ``tanh``, ``identity``)."""
+    """Build an activation by name: relu, leaky_relu, sigmoid, tanh or identity."""
     if name not in ACTIVATIONS:
         raise ValueError(f"unknown activation '{name}'; choose one of {', '.join(ACTIVATIONS)}")
     if name == "leaky_relu":

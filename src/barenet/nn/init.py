@@ -41,9 +41,9 @@ def init_weight(
     draw: dict[str, Callable[[], np.ndarray]] = {
         "zeros": lambda: np.zeros(shape),
         "normal": lambda: rng.normal(0.0, std, shape),
-        "xavier_uniform": lambda: rng.uniform(-1, 1, shape)
-        * gain
-        * math.sqrt(6.0 / (fan_in + fan_out)),
+        "xavier_uniform": lambda: (
+            rng.uniform(-1, 1, shape) * gain * math.sqrt(6.0 / (fan_in + fan_out))
+        ),
         "xavier_normal": lambda: rng.normal(0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), shape),
         "he_uniform": lambda: rng.uniform(-1, 1, shape) * math.sqrt(6.0 / fan_in),
         "he_normal": lambda: rng.normal(0.0, math.sqrt(2.0 / fan_in), shape),
@@ -57,7 +57,7 @@ def init_weight(
 def init_bias(
     fan_in: int, n: int, method: str, rng: np.random.Generator, dtype: np.dtype | type = np.float32
 ) -> np.ndarray:
-    """Biases start at zero, except with ``default`` (PyTorch: U(-1/sqrt(fan_in), 1/sqrt(fan_in)))."""
+    """Biases start at zero, except ``default`` (PyTorch's U(-1/sqrt(fan_in), 1/sqrt(fan_in)))."""
     if method == "default":
         return (rng.uniform(-1, 1, n) / math.sqrt(fan_in)).astype(dtype)
     return np.zeros(n, dtype=dtype)

@@ -11,7 +11,7 @@ from .module import DEFAULT_DTYPE, Module, Parameter
 class Linear(Module):
     """y = x W^T + b.  x: (N, in), W: (out, in), b: (out,), y: (N, out).
 
-    Backward: dW += g^T x, db += sum_n g, dx = g W.
+    Backward: dW += g^T x, db += sum_n g, dx = g W (None if ``needs_input_grad`` is False).
     """
 
     def __init__(
@@ -42,11 +42,13 @@ class Linear(Module):
             y += self.bias.data
         return y
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         x = self._x
         self.weight.grad += grad_out.T @ x
         if self.bias is not None:
             self.bias.grad += grad_out.sum(axis=0)
+        if not self.needs_input_grad:
+            return None
         return grad_out @ self.weight.data
 
     def extra_repr(self) -> str:

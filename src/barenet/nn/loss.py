@@ -73,6 +73,11 @@ class MSELoss(Loss):
     """L = mean((pred - target)^2) over all elements; dL/dpred = 2 (pred - target) / numel."""
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+        # Same shape required: broadcasting (N, 1) against (N,) would silently give an (N, N)
+        # loss and a gradient of the wrong shape. Cast so float32 predictions keep float32 grads.
+        target = np.asarray(target, dtype=pred.dtype)
+        if target.shape != pred.shape:
+            raise ValueError(f"MSELoss: pred shape {pred.shape} != target shape {target.shape}")
         self._diff = pred - target
         return float(np.mean(self._diff * self._diff))
 

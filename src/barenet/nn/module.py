@@ -20,7 +20,8 @@ class Parameter:
     __slots__ = ("data", "grad", "no_decay")
 
     def __init__(self, data: np.ndarray, no_decay: bool = False) -> None:
-        self.data = np.ascontiguousarray(data)
+        # asarray(order="C"), not ascontiguousarray: the latter turns a 0-d scalar into shape (1,).
+        self.data = np.asarray(data, order="C")
         self.grad = np.zeros_like(self.data)
         # Biases and norm scales skip weight decay by default (see optim.param_groups).
         self.no_decay = no_decay
@@ -48,6 +49,10 @@ class Module:
     """
 
     training: bool = True
+    # False on a network's first layer when nobody needs dL/d(input) (the input is data):
+    # layers that honour it (Linear) skip that product and return None from backward, as
+    # torch skips it for inputs that don't require grad. Saves one of Linear's three GEMMs.
+    needs_input_grad: bool = True
 
     def __init__(self) -> None:
         self.training = True
@@ -125,7 +130,7 @@ class Module:
         return state
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Copy arrays in after checking every name and shape; raises ValueError naming the first mismatch."""
+        """Copy arrays in after checking every name and shape (ValueError naming the mismatch)."""
         params = dict(self.named_parameters())
         buffers = dict(self.named_buffers())
         expected = set(params) | set(buffers)
@@ -183,9 +188,11 @@ class Sequential(Module):
             x = layer.forward(x)
         return x
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         for layer in reversed(self.layers):
             grad_out = layer.backward(grad_out)
+            if grad_out is None:  # needs_input_grad=False: the layers below get no gradient
+                break
         return grad_out
 
     def __getitem__(self, i: int) -> Module:

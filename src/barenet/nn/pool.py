@@ -1,0 +1,220 @@
+"""Pooling over NCHW feature maps: max, average and adaptive average.
+
+Max and average pooling are separable: reduce each row's windows along W first, then the
+resulting columns along H. Each stage loops over the kernel taps of one axis (kw, then kh
+Python iterations), each tap a strided view of its input; nothing loops over samples or
+pixels. Along W the taps of consecutive rows join into one long strided run, so the
+larger stage is a few long vector loops. Max pooling keeps, per stage, the index of the
+winning tap (uint8) for backward, which retraces the two stages in reverse.
+
+Non-overlapping windows (2x2 stride 2 and the like) take the same code: their taps are
+exactly the axes of the reshape (N, C, H/2, 2, W/2, 2), and backward then writes each tap
+once into an uninitialised array instead of accumulating. (``reshape(...).max(axis=(3, 5))``
+measured ~15x slower than these element-wise passes on LeNet's pool1, and has no argmax.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .conv import IntPair, pair
+from .module import Module
+
+
+class _Pool2d(Module):
+    """Shared geometry: kernel, stride (default: kernel), padding, and the tap views."""
+
+    def __init__(
+        self, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0
+    ) -> None:
+        super().__init__()
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else pair(stride, "stride")
+        self.padding = pair(padding, "padding")
+        (kh, kw), (ph, pw) = self.kernel_size, self.padding
+        if min(self.kernel_size + self.stride) < 1 or min(self.padding) < 0:
+            raise ValueError("kernel_size and stride must be >= 1, padding >= 0")
+        if 2 * ph > kh or 2 * pw > kw:
+            raise ValueError("padding must be at most half the kernel size (as in PyTorch)")
+        self._cache: tuple | None = None
+
+    def _geometry(self, h: int, w: int) -> tuple[int, int]:
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        oh = (h + 2 * ph - kh) // sh + 1
+        ow = (w + 2 * pw - kw) // sw + 1
+        if oh < 1 or ow < 1:
+            raise ValueError(f"input {h}x{w} is smaller than the pooling window")
+        return oh, ow
+
+    def _padded(self, x: np.ndarray, fill: float) -> np.ndarray:
+        """x surrounded by ``padding`` cells of ``fill`` (x itself when there is none)."""
+        ph, pw = self.padding
+        if ph == pw == 0:
+            return x
+        n, c, h, w = x.shape
+        buf = np.full((n, c, h + 2 * ph, w + 2 * pw), fill, dtype=x.dtype)
+        buf[:, :, ph : ph + h, pw : pw + w] = x
+        return buf
+
+    def _taps(self, a: np.ndarray, axis: int, n_out: int) -> list[np.ndarray]:
+        """Views of ``a`` along ``axis`` (2: H, 3: W) read by each kernel tap, in order."""
+        k, s = self.kernel_size[axis - 2], self.stride[axis - 2]
+        index = [slice(None)] * 4
+        views = []
+        for t in range(k):
+            index[axis] = slice(t, t + s * (n_out - 1) + 1, s)
+            views.append(a[tuple(index)])
+        return views
+
+    def _spread(
+        self,
+        parts: Callable[[int, np.ndarray | None], np.ndarray | None],
+        shape: tuple[int, ...],
+        axis: int,
+        n_out: int,
+        dtype: np.dtype,
+    ) -> np.ndarray:
+        """Backward of one stage: an array of ``shape`` whose tap-t view receives tap t's
+        gradient ``parts(t, out)`` (written into ``out`` if given, else returned).
+
+        Disjoint taps (kernel <= stride) are written in place, overlapping ones accumulated.
+        """
+        k, s = self.kernel_size[axis - 2], self.stride[axis - 2]
+        covered = k == s and shape[axis] == n_out * k
+        out = (np.empty if covered else np.zeros)(shape, dtype=dtype)
+        for t, view in enumerate(self._taps(out, axis, n_out)):
+            if k <= s:
+                parts(t, view)
+            else:
+                view += parts(t, None)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+def _argmax_taps(taps: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Element-wise max over the tap views and the index of the FIRST maximal tap."""
+    out = taps[0].copy()
+    idx = np.zeros(out.shape, dtype=np.uint8 if len(taps) <= 256 else np.int32)
+    for t, v in enumerate(taps[1:], start=1):
+        better = v > out  # strict: a later equal value does not take over
+        np.maximum(out, v, out=out)
+        # t exceeds every earlier index, so max(idx, t * better) sets idx = t where better
+        # (masked assignment is ~50x slower in NumPy).
+        np.maximum(idx, better * idx.dtype.type(t), out=idx)
+    return out, idx
+
+
+class MaxPool2d(_Pool2d):
+    """y[n,c,oh,ow] = max over the window of x padded with -inf.  x: (N, C, H, W).
+
+    Backward routes each output gradient to ONE input, the first maximum of its window in
+    row-major order (PyTorch's tie rule): the W stage keeps the first maximal column of
+    each window row, the H stage the first row whose maximum is maximal.
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        oh, ow = self._geometry(*x.shape[2:])
+        xp = self._padded(x, -np.inf)
+        rows, iw = _argmax_taps(self._taps(xp, 3, ow))  # (N, C, Hp, OW)
+        out, ih = _argmax_taps(self._taps(rows, 2, oh))  # (N, C, OH, OW)
+        self._cache = (x.shape, xp.shape, iw, ih)
+        return out
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        x_shape, xp_shape, iw, ih = self._cache
+        oh, ow = ih.shape[2:]
+        dtype = grad_out.dtype
+
+        def routed(g: np.ndarray, idx: np.ndarray):
+            return lambda t, out: np.multiply(g, idx == t, out=out)
+
+        g_rows = self._spread(routed(grad_out, ih), iw.shape, 2, oh, dtype)
+        dxp = self._spread(routed(g_rows, iw), xp_shape, 3, ow, dtype)
+        return _crop(dxp, x_shape, self.padding)
+
+
+class AvgPool2d(_Pool2d):
+    """y = mean of each window of x zero-padded; the divisor is always kh*kw
+    (PyTorch's ``count_include_pad=True``).  Backward spreads g / (kh*kw) over the window."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        oh, ow = self._geometry(*x.shape[2:])
+        xp = self._padded(x, 0.0)
+        rows = _sum(self._taps(xp, 3, ow))
+        out = _sum(self._taps(rows, 2, oh))
+        out *= 1.0 / (self.kernel_size[0] * self.kernel_size[1])  # Python float: keeps float32
+        self._cache = (x.shape, xp.shape, rows.shape)
+        return out
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        x_shape, xp_shape, rows_shape = self._cache
+        oh, ow = grad_out.shape[2:]
+        share = grad_out * (1.0 / (self.kernel_size[0] * self.kernel_size[1]))
+
+        def copied(g: np.ndarray):
+            return lambda t, out: g if out is None else np.copyto(out, g)
+
+        g_rows = self._spread(copied(share), rows_shape, 2, oh, share.dtype)
+        dxp = self._spread(copied(g_rows), xp_shape, 3, ow, share.dtype)
+        return _crop(dxp, x_shape, self.padding)
+
+
+def _sum(taps: list[np.ndarray]) -> np.ndarray:
+    out = taps[0].copy()
+    for v in taps[1:]:
+        out += v
+    return out
+
+
+def _crop(a: np.ndarray, shape: tuple[int, ...], padding: tuple[int, int]) -> np.ndarray:
+    ph, pw = padding
+    return a[:, :, ph : ph + shape[2], pw : pw + shape[3]] if ph or pw else a
+
+
+def adaptive_matrix(n_in: int, n_out: int, dtype: np.dtype | type = np.float64) -> np.ndarray:
+    """(n_out, n_in) averaging matrix of adaptive pooling: row i averages
+    x[floor(i n_in / n_out) : ceil((i + 1) n_in / n_out)], as PyTorch."""
+    a = np.zeros((n_out, n_in), dtype=dtype)
+    for i in range(n_out):
+        lo, hi = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
+        a[i, lo:hi] = 1.0 / (hi - lo)
+    return a
+
+
+class AdaptiveAvgPool2d(Module):
+    """Average pooling to a fixed output size (OH, OW), any input size.
+
+    Separable: y = A_h x A_w^T with the averaging matrices of ``adaptive_matrix``, so any
+    (H, W) -> (OH, OW) works, windows overlapping or not; dx = A_h^T g A_w.
+    ``output_size`` 1 is global average pooling. ``None`` in a pair keeps that input size.
+    """
+
+    def __init__(self, output_size: int | tuple[int | None, int | None]) -> None:
+        super().__init__()
+        if isinstance(output_size, (int, np.integer)):
+            output_size = (int(output_size), int(output_size))
+        if len(output_size) != 2 or any(s is not None and s < 1 for s in output_size):
+            raise ValueError(f"output_size must be positive ints (or None), got {output_size}")
+        self.output_size = tuple(output_size)
+        self._cache: tuple[np.ndarray, np.ndarray] | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        h, w = x.shape[-2:]
+        oh = h if self.output_size[0] is None else self.output_size[0]
+        ow = w if self.output_size[1] is None else self.output_size[1]
+        a_h, a_w = adaptive_matrix(h, oh, x.dtype), adaptive_matrix(w, ow, x.dtype)
+        self._cache = (a_h, a_w)
+        if oh == ow == 1:
+            return x.mean(axis=(-2, -1), keepdims=True)
+        return a_h @ (x @ a_w.T)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        a_h, a_w = self._cache
+        return a_h.T @ (grad_out @ a_w)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"

@@ -1,0 +1,123 @@
+"""Losses: values against direct formulas, finite-difference gradients, stability, dtypes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradcheck import numeric_grad
+
+from barenet.nn import CrossEntropyLoss, MSELoss, log_softmax, softmax
+
+
+def reference_ce(z: np.ndarray, y: np.ndarray, eps: float) -> float:
+    """-(1/N) sum_n sum_c q_nc log softmax(z)_nc with q = (1-eps) onehot + eps/C, written out
+    with a float64 log-sum-exp per row (no shared code with the implementation)."""
+    n, c = z.shape
+    total = 0.0
+    for i in range(n):
+        m = max(z[i])
+        lse = m + np.log(sum(np.exp(v - m) for v in z[i]))
+        for k in range(c):
+            q = (1 - eps) * (k == y[i]) + eps / c
+            total -= q * (z[i, k] - lse)
+    return total / n
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.5, 1.0])
+def test_cross_entropy_value_and_numeric_grad(eps: float) -> None:
+    rng = np.random.default_rng(int(eps * 10))
+    z = 3 * rng.standard_normal((6, 5))
+    y = rng.integers(0, 5, 6)
+    loss_fn = CrossEntropyLoss(label_smoothing=eps)
+    loss = loss_fn(z, y)
+    assert isinstance(loss, float)
+    np.testing.assert_allclose(loss, reference_ce(z, y, eps), rtol=1e-12)
+    grad = loss_fn.backward()
+    np.testing.assert_allclose(grad, numeric_grad(lambda: loss_fn(z, y), z), rtol=1e-6, atol=1e-9)
+    # each row of dL/dz sums to zero (softmax and q both sum to one)
+    np.testing.assert_allclose(grad.sum(axis=1), 0.0, atol=1e-15)
+
+
+def test_cross_entropy_accepts_uint8_labels() -> None:
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal((4, 10))
+    y = np.array([0, 9, 3, 3], np.uint8)
+    loss_fn = CrossEntropyLoss()
+    np.testing.assert_allclose(loss_fn(z, y), reference_ce(z, y, 0.0), rtol=1e-12)
+
+
+def test_cross_entropy_rejects_bad_smoothing() -> None:
+    for bad in (-0.1, 1.1):
+        with pytest.raises(ValueError):
+            CrossEntropyLoss(label_smoothing=bad)
+
+
+def test_mse_value_and_numeric_grad() -> None:
+    rng = np.random.default_rng(2)
+    pred, target = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    loss_fn = MSELoss()
+    np.testing.assert_allclose(loss_fn(pred, target), ((pred - target) ** 2).sum() / 12)
+    grad = loss_fn.backward()
+    np.testing.assert_allclose(grad, numeric_grad(lambda: loss_fn(pred, target), pred), rtol=1e-6)
+
+
+def test_mse_rejects_shape_mismatch() -> None:
+    # (N, 1) vs (N,) would broadcast to (N, N) and return a gradient of the wrong shape
+    with pytest.raises(ValueError, match="shape"):
+        MSELoss()(np.zeros((5, 1)), np.zeros(5))
+
+
+def test_softmax_and_log_softmax_formulas() -> None:
+    z = np.random.default_rng(3).standard_normal((3, 4))
+    e = np.exp(z)
+    np.testing.assert_allclose(softmax(z), e / e.sum(axis=1, keepdims=True), rtol=1e-14)
+    np.testing.assert_allclose(log_softmax(z), np.log(e / e.sum(axis=1, keepdims=True)), atol=1e-14)
+
+
+# -- numerical stability ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_cross_entropy_huge_logits_finite(dtype: type, eps: float) -> None:
+    z = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 5e3], [1e4, 1e4, -1e4]], dtype=dtype)
+    y = np.array([1, 1, 0])
+    loss_fn = CrossEntropyLoss(label_smoothing=eps)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        loss = loss_fn(z, y)
+        grad = loss_fn.backward()
+    assert np.isfinite(loss) and np.all(np.isfinite(grad))
+    # row 0 is wrong by 2e4, row 1 right, row 2 a tie between two classes: ln 2 (eps = 0)
+    if eps == 0.0:
+        np.testing.assert_allclose(loss, (2e4 + 0.0 + np.log(2.0)) / 3, rtol=1e-6)
+    np.testing.assert_allclose(grad.sum(axis=1), 0.0, atol=1e-6)
+
+
+def test_log_softmax_huge_logits() -> None:
+    z = np.array([[1e4, 0.0], [-1e4, -1e4]], np.float32)
+    out = log_softmax(z)
+    np.testing.assert_allclose(out, [[0.0, -1e4], [-np.log(2), -np.log(2)]], rtol=1e-6)
+    np.testing.assert_allclose(softmax(z).sum(axis=1), 1.0, rtol=1e-6)
+
+
+# -- dtype -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.2])
+def test_cross_entropy_float32_grad(eps: float) -> None:
+    z = np.random.default_rng(4).standard_normal((8, 10)).astype(np.float32)
+    loss_fn = CrossEntropyLoss(label_smoothing=eps)
+    loss_fn(z, np.arange(8) % 10)
+    assert loss_fn.backward().dtype == np.float32
+
+
+@pytest.mark.parametrize("target_dtype", [np.float32, np.float64, np.int64])
+def test_mse_float32_grad(target_dtype: type) -> None:
+    # a float64 one-hot (np.eye) or an int target must not promote the backward pass to float64
+    pred = np.random.default_rng(5).standard_normal((6, 4)).astype(np.float32)
+    target = np.eye(4, dtype=target_dtype)[np.arange(6) % 4]
+    loss_fn = MSELoss()
+    loss = loss_fn(pred, target)
+    grad = loss_fn.backward()
+    assert grad.dtype == np.float32 and grad.shape == pred.shape
+    np.testing.assert_allclose(loss, np.mean((pred.astype(np.float64) - target) ** 2), rtol=1e-6)

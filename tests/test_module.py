@@ -1,0 +1,244 @@
+"""Module / Parameter / Sequential: naming, state dicts, modes, grads, dtype casting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from barenet.nn import CrossEntropyLoss, Dropout, Linear, Module, Parameter, ReLU, Sequential
+
+
+def mlp(seed: int = 0, dtype: type = np.float32) -> Sequential:
+    rng = np.random.default_rng(seed)
+    return Sequential(
+        Linear(6, 5, init="default", rng=rng, dtype=dtype),
+        ReLU(),
+        Linear(5, 3, init="default", rng=rng, dtype=dtype),
+    )
+
+
+class WithBuffers(Module):
+    """A custom module: a named sub-Sequential, a named head, a float and an int buffer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        rng = np.random.default_rng(0)
+        self.features = Sequential(Linear(4, 3, rng=rng), ReLU())
+        self.head = Linear(3, 2, rng=rng)
+        self.register_buffer("running_mean", np.arange(3, dtype=np.float32))
+        self.register_buffer("count", np.array(7, dtype=np.int64))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.head(self.features(x))
+
+
+# -- names -----------------------------------------------------------------------------------
+
+
+def test_state_dict_names_sequential() -> None:
+    assert list(mlp().state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+
+
+def test_state_dict_names_nested_sequential() -> None:
+    rng = np.random.default_rng(0)
+    model = Sequential(
+        Linear(4, 4, rng=rng),
+        Sequential(Linear(4, 3, rng=rng), ReLU(), Sequential(Linear(3, 2, rng=rng))),
+    )
+    assert [n for n, _ in model.named_parameters()] == [
+        "0.weight",
+        "0.bias",
+        "1.0.weight",
+        "1.0.bias",
+        "1.2.0.weight",
+        "1.2.0.bias",
+    ]
+    assert [n for n, _ in model.named_modules()] == ["", "0", "1", "1.0", "1.1", "1.2", "1.2.0"]
+
+
+def test_named_attributes_and_buffers() -> None:
+    m = WithBuffers()
+    state = m.state_dict()
+    assert list(state) == [
+        "features.0.weight",
+        "features.0.bias",
+        "head.weight",
+        "head.bias",
+        "running_mean",
+        "count",
+    ]
+    assert len(m.parameters()) == 4  # buffers are not parameters
+    assert dict(m.named_buffers())["count"].dtype == np.int64
+
+
+def test_parameter_basics() -> None:
+    lin = Linear(3, 2)
+    assert not lin.weight.no_decay and lin.bias.no_decay
+    assert lin.weight.shape == (2, 3) and lin.weight.dtype == np.float32
+    assert lin.weight.grad.shape == (2, 3) and not lin.weight.grad.any()
+    assert Parameter(np.float64(2.5)).shape == ()  # a scalar parameter stays 0-d
+    p = Parameter(np.ones((3, 4))[:, ::2])  # non-contiguous input is made contiguous
+    assert p.data.flags.c_contiguous and p.grad.shape == (3, 2)
+
+
+# -- state_dict / load_state_dict --------------------------------------------------------------
+
+
+def test_state_dict_returns_copies() -> None:
+    model = mlp()
+    state = model.state_dict()
+    before = model[0].weight.data.copy()
+    state["0.weight"][...] = 123.0
+    np.testing.assert_array_equal(model[0].weight.data, before)
+    model[0].weight.data += 1.0
+    assert not np.array_equal(state["0.weight"], model[0].weight.data)
+
+    m = WithBuffers()
+    s = m.state_dict()
+    s["running_mean"][...] = -1
+    np.testing.assert_array_equal(dict(m.named_buffers())["running_mean"], [0, 1, 2])
+
+
+def test_load_state_dict_round_trip() -> None:
+    a, b = mlp(seed=1), mlp(seed=2)
+    x = np.random.default_rng(3).standard_normal((4, 6)).astype(np.float32)
+    assert not np.allclose(a(x), b(x))
+    state = a.state_dict()
+    b.load_state_dict(state)
+    np.testing.assert_array_equal(a(x), b(x))
+    for name, arr in b.state_dict().items():
+        np.testing.assert_array_equal(arr, state[name])
+    # loading copies: the dict and the model do not share memory afterwards
+    state["0.weight"][...] = 0
+    assert b[0].weight.data.any()
+
+
+def test_load_state_dict_round_trip_buffers() -> None:
+    src, dst = WithBuffers(), WithBuffers()
+    src._buffers["running_mean"][...] = [5, 6, 7]
+    src._buffers["count"][...] = 42
+    src.head.bias.data[...] = 9
+    dst.load_state_dict(src.state_dict())
+    bufs = dict(dst.named_buffers())
+    np.testing.assert_array_equal(bufs["running_mean"], [5, 6, 7])
+    assert int(bufs["count"]) == 42
+    np.testing.assert_array_equal(dst.head.bias.data, [9, 9])
+
+
+def test_load_state_dict_missing_key() -> None:
+    model = mlp()
+    state = model.state_dict()
+    del state["2.bias"]
+    with pytest.raises(ValueError, match=r"2\.bias"):
+        model.load_state_dict(state)
+
+
+def test_load_state_dict_unexpected_key() -> None:
+    model = mlp()
+    state = model.state_dict()
+    state["5.weight"] = np.zeros((2, 2), np.float32)
+    with pytest.raises(ValueError, match=r"5\.weight"):
+        model.load_state_dict(state)
+
+
+def test_load_state_dict_wrong_shape_names_key_and_changes_nothing() -> None:
+    model = mlp(seed=0)
+    before = model.state_dict()
+    state = mlp(seed=5).state_dict()
+    state["2.weight"] = np.zeros((4, 5), np.float32)
+    with pytest.raises(ValueError, match=r"2\.weight"):
+        model.load_state_dict(state)
+    # every shape is checked before anything is copied
+    for name, arr in model.state_dict().items():
+        np.testing.assert_array_equal(arr, before[name], err_msg=name)
+
+
+# -- modes, counts, grads, dtype --------------------------------------------------------------
+
+
+def test_train_eval_propagate_to_nested_children() -> None:
+    inner = Sequential(Linear(3, 3), Dropout(0.5))
+    model = Sequential(Linear(3, 3), inner, Dropout(0.5))
+    assert model.eval() is model
+    assert all(not m.training for m in model.modules())
+    assert not inner[1].training
+    assert model.train() is model
+    assert all(m.training for m in model.modules())
+    model.train(False)
+    assert not inner.training and not model[2].training
+    # eval mode really switches the nested dropout to the identity
+    x = np.ones((2, 3), np.float32)
+    np.testing.assert_array_equal(inner[1](x), x)
+
+
+def test_num_parameters() -> None:
+    model = Sequential(Linear(784, 256), ReLU(), Linear(256, 10))
+    assert model.num_parameters() == 784 * 256 + 256 + 256 * 10 + 10
+    assert Linear(5, 7, bias=False).num_parameters() == 35
+
+
+def test_zero_grad() -> None:
+    model = mlp()
+    for p in model.parameters():
+        p.grad[...] = 3.0
+    model.zero_grad()
+    assert all(not p.grad.any() for p in model.parameters())
+
+
+def test_grads_accumulate_across_backward_calls() -> None:
+    model = mlp(dtype=np.float64)
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((5, 6)), rng.integers(0, 3, 5)
+    loss_fn = CrossEntropyLoss()
+
+    def step() -> None:
+        loss_fn(model(x), y)
+        model.backward(loss_fn.backward())
+
+    model.zero_grad()
+    step()
+    once = [p.grad.copy() for p in model.parameters()]
+    assert all(g.any() for g in once)
+    step()
+    for g1, p in zip(once, model.parameters(), strict=True):
+        np.testing.assert_allclose(p.grad, 2 * g1, rtol=1e-12)
+
+
+def test_to_float64() -> None:
+    model = mlp(dtype=np.float32)
+    w32 = model[0].weight.data.copy()
+    m2 = WithBuffers().to(np.float64)
+    assert model.to(np.float64) is model
+    for name, p in model.named_parameters():
+        assert p.data.dtype == np.float64 and p.grad.dtype == np.float64, name
+        assert p.grad.shape == p.data.shape and not p.grad.any()
+    np.testing.assert_array_equal(model[0].weight.data, w32.astype(np.float64))
+    x = np.random.default_rng(5).standard_normal((2, 6))
+    assert model(x).dtype == np.float64
+    bufs = dict(m2.named_buffers())
+    assert bufs["running_mean"].dtype == np.float64 and bufs["count"].dtype == np.int64
+
+
+def test_repr_lists_children() -> None:
+    text = repr(mlp())
+    assert "Sequential" in text and "(0): Linear(6, 5, bias=True)" in text and "(1): ReLU()" in text
+
+
+def test_needs_input_grad_false_skips_input_grad_only() -> None:
+    from barenet.nn import Flatten
+
+    rng = np.random.default_rng(6)
+    x, y = rng.standard_normal((4, 2, 3)), rng.integers(0, 3, 4)
+    grads = []
+    for needs in (True, False):
+        model = Sequential(Flatten(), mlp(seed=1, dtype=np.float64))
+        model[1][0].needs_input_grad = needs
+        loss_fn = CrossEntropyLoss()
+        loss_fn(model(x), y)
+        dx = model.backward(loss_fn.backward())
+        assert (dx is None) == (not needs)
+        grads.append({n: p.grad.copy() for n, p in model.named_parameters()})
+    assert Module.needs_input_grad and Linear(2, 2).needs_input_grad  # on by default
+    for name, g in grads[0].items():
+        assert g.any(), name
+        np.testing.assert_array_equal(grads[1][name], g, err_msg=name)
