@@ -60,6 +60,9 @@ def build_model(
         model = _cnn(cfg, rng, dt)
     if dt is not np.float32:
         model.to(dt)  # norm layers are built float32; one cast makes the whole model agree
+    # Nobody needs dL/d(input images): skip the first layer's largest backward GEMM.
+    first = next(m for m in model.layers if m.parameters())
+    first.needs_input_grad = False
     return model
 
 
