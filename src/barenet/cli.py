@@ -196,8 +196,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         run_experiment,
     )
 
-    exp = load_experiment(args.experiment_config, seeds=args.seeds)
-    out = Path(args.out) if args.out else default_out(exp.name)
+    exp = load_experiment(args.experiment_config, seeds=args.seeds, sets=args.set)
+    out = Path(args.out) if args.out else default_out(exp.name, args.set)
     start = time.perf_counter()
     try:
         log = None if args.quiet else lambda msg: print(msg, flush=True)
@@ -311,6 +311,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default: the file's)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--out", default=None, help="output folder (default: runs/experiments/NAME)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value in every run, after the variants' own overrides, "
+        "e.g. --set train.epochs=1 --set data.subset=0.05 for a smoke run (repeatable)",
+    )
     p.add_argument("--quiet", action="store_true", help="no per-run lines")
     _add_data_dir(p)
     p.set_defaults(func=cmd_experiment)
