@@ -48,3 +48,19 @@ def test_same_seed_same_bits(tmp_path):
     wc, _ = checkpoint.load_model_file(tmp_path / "c" / "model.safetensors")
     assert not all((wa[k] == wc[k]).all() for k in wa)
     assert c["val_accuracy"] != a["val_accuracy"] or c["train_loss"] != a["train_loss"]
+
+
+def test_mnist_small_cnn_passes_98_percent(tmp_path):
+    cfg = load_config(
+        None,
+        [
+            "model.type=cnn",
+            "model.blocks=[{channels: 8, kernel: 5, pool: 2}, {channels: 16, kernel: 5, pool: 2}]",
+            "model.dense=[10]",
+            "optim.lr=0.05",
+            "train.epochs=2",
+            "name=e2e-cnn",
+        ],
+    )
+    metrics = train_run(cfg, tmp_path / "run", progress=False)
+    assert metrics["test_accuracy"] > 0.98, metrics["test_accuracy"]
