@@ -1,0 +1,239 @@
+"""Where a study lives, and the lock that makes its trial budget exact.
+
+Default: an Optuna ``JournalStorage`` on a file in the output folder. Every change is one
+appended log line, so a crash loses at most the line being written and several local
+processes share it safely. ``--storage URL`` selects an Optuna ``RDBStorage``
+(``postgresql://``, ``mysql://``, ``sqlite://``) with heartbeats, so trials of a worker that
+died on any machine are failed and retried.
+
+The budget lock serialises "count the study's trials, then create one" across workers:
+a file lock next to a journal or SQLite file, a PostgreSQL advisory lock for PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+import warnings
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+
+from ..config import ConfigError
+
+JOURNAL_FILE = "study.journal"
+HEARTBEAT_SECONDS = 20
+GRACE_SECONDS = 60
+
+
+def default_storage_path(out: str | Path) -> Path:
+    return Path(out) / JOURNAL_FILE
+
+
+def is_url(storage: str) -> bool:
+    return "://" in storage
+
+
+def make_storage(
+    storage: str | None,
+    out: str | Path,
+    on_stale: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+) -> BaseStorage:
+    """The journal file in ``out`` (``storage`` None), a journal file path, or an RDB URL.
+
+    ``on_stale`` is called for each trial of a dead worker an RDB heartbeat detects.
+    """
+    if storage is None or not is_url(storage):
+        path = Path(storage) if storage else default_storage_path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = JournalFlock(path.with_name(path.name + ".flock"))
+        return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+    url = _with_driver(storage)
+    try:
+        for attempt in range(3):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return RDBStorage(
+                        url,
+                        heartbeat_interval=HEARTBEAT_SECONDS,
+                        grace_period=GRACE_SECONDS,
+                        heartbeat_stale_trial_callback=on_stale,
+                        engine_kwargs={"pool_pre_ping": True},
+                    )
+            except Exception as err:  # noqa: BLE001
+                # Two machines creating the tables of a fresh database at once: one wins,
+                # the other sees "already exists" and simply opens them on a second try.
+                if attempt == 2 or "already exists" not in str(err):
+                    raise
+                time.sleep(0.5 + attempt)
+        raise AssertionError("unreachable")
+    except ImportError as err:
+        raise ConfigError(
+            f"--storage {_safe(storage)}: missing database driver ({err}); "
+            "for PostgreSQL: pip install 'barenet[postgres]'"
+        ) from None
+    except Exception as err:  # noqa: BLE001 - SQLAlchemy raises many kinds; report one line
+        msg = " ".join(str(err).split())[:300]
+        raise ConfigError(f"--storage {_safe(storage)}: cannot open: {msg}") from None
+
+
+def _with_driver(url: str) -> str:
+    """``postgresql://`` with whichever driver is installed: SQLAlchemy 2.1 defaults to
+    psycopg 3, while ``barenet[postgres]`` installs psycopg2."""
+    scheme, sep, rest = url.partition("://")
+    if scheme not in ("postgresql", "postgres"):
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+        return f"postgresql+psycopg2{sep}{rest}"
+    return f"postgresql{sep}{rest}"
+
+
+def _safe(url: str) -> str:
+    """The URL without a password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        cred, host = rest.rsplit("@", 1)
+        return f"{scheme}://{cred.split(':', 1)[0]}@{host}"
+    return url
+
+
+# -- the budget lock ---------------------------------------------------------------------------
+class BudgetLock:
+    """A re-usable, idempotently released mutex shared by every worker of a study."""
+
+    def acquire(self) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+    def __enter__(self) -> BudgetLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class FileLock(BudgetLock):
+    """``flock`` on a side file: exclusive among local processes, freed if one dies."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # closing drops the flock
+
+
+class JournalFlock(FileLock):
+    """The journal's write lock as an ``flock``: the kernel frees it when its holder dies.
+    (Optuna's default symlink lock, left behind by a killed worker, stalls the others for its
+    30 s grace period.)"""
+
+    def acquire(self) -> bool:  # the signature Optuna's journal backend expects
+        super().acquire()
+        return True
+
+
+class PostgresAdvisoryLock(BudgetLock):
+    """A session-level advisory lock keyed by the study name, held on its own connection."""
+
+    def __init__(self, storage: RDBStorage, study_name: str) -> None:
+        self.engine = storage.engine
+        self.key = zlib.crc32(f"barenet-search:{study_name}".encode()) & 0x7FFFFFFF
+        self._conn: Any = None
+
+    def acquire(self) -> None:
+        from sqlalchemy import text
+
+        conn = self.engine.connect()
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": self.key})
+        conn.commit()
+        self._conn = conn
+
+    def release(self) -> None:
+        if self._conn is not None:
+            from sqlalchemy import text
+
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(Exception):  # a lost connection frees the lock anyway
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+                conn.commit()
+            conn.close()
+
+
+def budget_lock(
+    storage_obj: BaseStorage, storage: str | None, out: str | Path, study_name: str
+) -> BudgetLock:
+    """The strongest lock the storage allows (a no-op for MySQL and others)."""
+    if storage is None or not is_url(storage):
+        path = Path(storage) if storage else default_storage_path(out)
+        # not "<journal>.lock": that name is Optuna's own journal lock
+        return FileLock(path.with_name(path.name + ".budget-lock"))
+    if storage.startswith("sqlite:///"):
+        return FileLock(storage.removeprefix("sqlite:///") + ".budget-lock")
+    if isinstance(storage_obj, RDBStorage) and storage_obj.engine.name == "postgresql":
+        return PostgresAdvisoryLock(storage_obj, study_name)
+    return BudgetLock()
+
+
+# -- which process runs a trial ----------------------------------------------------------------
+HOST = socket.gethostname()
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields 3.. of ``/proc/PID/stat`` (Linux): state first, start time at index 19."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid``, which tells a reused pid apart."""
+    fields = _stat(pid)
+    return fields[19] if fields else None
+
+
+def process_identity() -> dict[str, Any]:
+    pid = os.getpid()
+    return {"host": HOST, "pid": pid, "pid_start": _start_time(pid)}
+
+
+def is_dead(attrs: dict[str, Any]) -> bool:
+    """True if the trial's worker (from its user attrs) is known to have ended on this host."""
+    if attrs.get("host") != HOST or "pid" not in attrs:
+        return False
+    pid = int(attrs["pid"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    fields = _stat(pid)
+    if fields is None:
+        return False
+    start = attrs.get("pid_start")
+    return fields[0] == "Z" or (start is not None and fields[19] != start)
