@@ -39,7 +39,9 @@ def check_module_grads(
     layer.zero_grad()
     layer.forward(x)
     dx = layer.backward(r.copy())
-    np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=rtol, atol=atol, err_msg="input grad")
+    np.testing.assert_allclose(
+        dx, numeric_grad(loss, x), rtol=rtol, atol=atol, err_msg="input grad"
+    )
     for name, p in layer.named_parameters():
         analytic = p.grad.copy()
         np.testing.assert_allclose(
