@@ -131,7 +131,21 @@ class _Monitor:
         return value - self.min_delta > self.best
 
 
-class EarlyStopping(Callback):
+class _MonitoredCallback(Callback):
+    """A callback that tracks the best value of one logged metric (in ``self._m``)."""
+
+    _m: _Monitor
+
+    @property
+    def best(self) -> float:
+        return self._m.best
+
+    @property
+    def best_epoch(self) -> int | None:
+        return self._m.best_epoch
+
+
+class EarlyStopping(_MonitoredCallback):
     """Stop when ``monitor`` has not improved for ``patience`` consecutive epochs.
 
     Improvement means ``value < best - min_delta`` (mode ``min``) or
@@ -157,14 +171,6 @@ class EarlyStopping(Callback):
         self.patience = int(patience)
         self.restore_best_weights = restore_best_weights
         self.on_train_begin(None)
-
-    @property
-    def best(self) -> float:
-        return self._m.best
-
-    @property
-    def best_epoch(self) -> int | None:
-        return self._m.best_epoch
 
     def on_train_begin(self, trainer: Any) -> None:
         self._m.reset()
@@ -196,7 +202,7 @@ class EarlyStopping(Callback):
             trainer.model.load_state_dict(self.best_weights)
 
 
-class ModelCheckpoint(Callback):
+class ModelCheckpoint(_MonitoredCallback):
     """Save the model at epoch ends via ``save_fn(path, model, metadata)``.
 
     ``path`` may contain ``{epoch}`` and any log key (``"ckpt-{epoch:03d}.safetensors"``).
@@ -226,14 +232,6 @@ class ModelCheckpoint(Callback):
         self.save_fn = save_fn if save_fn is not None else checkpoint.save_model
         self.extra_metadata = dict(extra_metadata or {})
         self.on_train_begin(None)
-
-    @property
-    def best(self) -> float:
-        return self._m.best
-
-    @property
-    def best_epoch(self) -> int | None:
-        return self._m.best_epoch
 
     def on_train_begin(self, trainer: Any) -> None:
         self._m.reset()
