@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from gradcheck import check_module_grads
 
+import barenet.nn.conv as conv_module
 from barenet.nn import Conv2d, Sequential
 
 CONFIGS = [
@@ -19,8 +20,12 @@ CONFIGS = [
 ]
 
 
+@pytest.mark.parametrize("blocking", ["none", "rows+columns"])
 @pytest.mark.parametrize("cfg", CONFIGS, ids=[f"cfg{i}" for i in range(len(CONFIGS))])
-def test_conv_gradients(cfg):
+def test_conv_gradients(cfg, blocking, monkeypatch):
+    if blocking != "none":  # one output row per im2col block, GEMMs split into columns
+        monkeypatch.setattr(conv_module, "BLOCK_BYTES", 1)
+        monkeypatch.setattr(conv_module, "SERIAL_MNK", 64)
     c, o, k, s, p, d, bias, h, w = cfg
     rng = np.random.default_rng(10)
     conv = Conv2d(c, o, k, s, p, d, bias=bias, init="default", rng=rng, dtype=np.float64)
@@ -61,12 +66,18 @@ def test_conv_forward_matches_direct_sum(cfg):
     np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
 
 
-def test_batch_sizes_that_do_not_fill_a_chunk():
-    # The GEMM columns are split into equal blocks, the last one padded with zero columns.
+@pytest.mark.parametrize("block_rows", [None, 1, 2, 4])
+def test_row_blocks_and_batch_slices_agree(block_rows, monkeypatch):
+    # im2col is built and multiplied in blocks of output rows (the last one partial);
+    # results must not depend on the blocking or on how the batch is split.
     rng = np.random.default_rng(12)
+    if block_rows is not None:  # 9 output rows of 9 * N columns, K = 27 rows of float64
+        monkeypatch.setattr(conv_module, "BLOCK_BYTES", block_rows * 27 * 9 * 13 * 8)
     conv = Conv2d(3, 4, 3, padding=1, rng=rng, dtype=np.float64)
     x = rng.standard_normal((13, 3, 9, 9))
     full = conv.forward(x)
+    expected = reference_conv(x, conv.weight.data, conv.bias.data, (1, 1), (1, 1), (1, 1))
+    np.testing.assert_allclose(full, expected, rtol=1e-12, atol=1e-12)
     for sl in (slice(0, 1), slice(2, 9), slice(12, 13)):
         np.testing.assert_allclose(conv.forward(x[sl]), full[sl], rtol=1e-12, atol=1e-12)
     g = rng.standard_normal(full.shape)
@@ -81,6 +92,16 @@ def test_batch_sizes_that_do_not_fill_a_chunk():
         dx_parts.append(conv.backward(g[sl]))
     np.testing.assert_allclose(np.concatenate(dx_parts), dx, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(conv.weight.grad, dw, rtol=1e-10, atol=1e-12)
+
+
+def test_gemm_column_chunks():
+    # fewest equal column chunks with chunk * mn below 2**19
+    assert conv_module._n_chunks(1000, 100) == 1
+    assert conv_module._n_chunks(3584, 150) == 2  # 537600 is just above 2**19
+    assert conv_module._n_chunks(12800, 2400) == 64  # 12800*2400 / 2**19 = 58.6 -> 64
+    assert conv_module._n_chunks(7919, 10**4) == 1  # prime: no usable divisor, no split
+    a = np.arange(12.0).reshape(2, 6)
+    np.testing.assert_array_equal(conv_module._chunked(a, 3)[1], a[:, 2:4])
 
 
 def test_float32_stays_float32():
