@@ -314,3 +314,13 @@ def test_real_mean_pixel():
     for name, mean in (("mnist", 0.1307), ("fashion-mnist", 0.2860)):
         x, _ = load(name, "train", download=False)
         assert abs(x.mean() / 255 - mean) < 5e-5
+
+
+def test_dataset_folder_named_for_the_other_dataset_is_not_used(tmp_path):
+    from barenet.data.datasets import search_dirs
+
+    mnist_dir = tmp_path / "mnist"
+    assert mnist_dir not in search_dirs("fashion-mnist", mnist_dir)
+    assert mnist_dir in search_dirs("mnist", mnist_dir)
+    plain = tmp_path / "mydata"
+    assert plain in search_dirs("fashion-mnist", plain)

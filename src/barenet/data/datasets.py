@@ -95,7 +95,11 @@ def search_dirs(name: str, data_dir: str | os.PathLike | None = None) -> list[Pa
     name = canonical_name(name)
     dirs: list[Path] = []
     if data_dir is not None:
-        dirs += [Path(data_dir) / name, Path(data_dir)]
+        own = Path(data_dir)
+        # The folder itself may be the dataset's folder, unless it is named for the other one
+        # (asking for fashion-mnist with --data-dir .../mnist must not return MNIST).
+        key = own.name.lower().replace("_", "-")
+        dirs += [own / name] + ([] if key in DATASETS and key != name else [own])
     env = os.environ.get(ENV_VAR)
     if env:
         dirs.append(Path(env) / name)
