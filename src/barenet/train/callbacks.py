@@ -266,11 +266,8 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
-class CSVLogger(Callback):
-    """Write the per-epoch logs to ``path`` as CSV, rewritten atomically every epoch.
-
-    Columns are every key seen so far, in first-seen order; a missing value is empty.
-    """
+class _HistoryLogger(Callback):
+    """Keeps every epoch's logs and rewrites ``path`` (via ``_write``) after each epoch."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -283,6 +280,16 @@ class CSVLogger(Callback):
         self.rows.append(dict(logs))
         self._write()
 
+    def _write(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class CSVLogger(_HistoryLogger):
+    """Write the per-epoch logs to ``path`` as CSV, rewritten atomically every epoch.
+
+    Columns are every key seen so far, in first-seen order; a missing value is empty.
+    """
+
     def _write(self) -> None:
         columns = list(dict.fromkeys(k for row in self.rows for k in row))
         buf = io.StringIO()
@@ -293,19 +300,11 @@ class CSVLogger(Callback):
         checkpoint.atomic_write_text(self.path, buf.getvalue())
 
 
-class JSONLogger(Callback):
+class JSONLogger(_HistoryLogger):
     """Write ``{"epochs": [logs, ...], "stop_reason": str | null}`` to ``path`` as strict JSON
     (NaN -> null), rewritten atomically every epoch and once more at train end."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.rows: list[Logs] = []
-
-    def on_train_begin(self, trainer: Any) -> None:
-        self.rows = []
-
-    def on_epoch_end(self, trainer: Any, epoch: int, logs: Logs) -> None:
-        self.rows.append(dict(logs))
+    def _write(self) -> None:
         checkpoint.save_json(self.path, {"epochs": self.rows, "stop_reason": None})
 
     def on_train_end(self, trainer: Any, logs: Logs) -> None:
