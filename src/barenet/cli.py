@@ -156,7 +156,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from .viz import plot_run
 
     result = plot_run(
-        args.run_dir, out_dir=args.out, what=args.what, data_dir=args.data_dir,
+        args.run_dir,
+        out_dir=args.out,
+        what=args.what,
+        data_dir=args.data_dir,
         max_test=args.max_test,
     )
     for path in result.all_files():
@@ -287,16 +290,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated groups: curves, weights, pca, conv, confusion, "
         "predictions, embedding (default: all that apply)",
     )
-    p.add_argument("--max-test", type=int, default=None, metavar="N",
-                   help="use only the first N test images (default: the whole test set)")
+    p.add_argument(
+        "--max-test",
+        type=int,
+        default=None,
+        metavar="N",
+        help="use only the first N test images (default: the whole test set)",
+    )
     _add_data_dir(p)
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("report", help="one self-contained report.html for a run or search folder")
     p.add_argument("run_dir", help="a run folder, or a search output folder (leaderboard.csv)")
     p.add_argument("--out", default=None, help="HTML file (default: RUN_DIR/report.html)")
-    p.add_argument("--max-test", type=int, default=None, metavar="N",
-                   help="plots use only the first N test images (default: the whole test set)")
+    p.add_argument(
+        "--max-test",
+        type=int,
+        default=None,
+        metavar="N",
+        help="plots use only the first N test images (default: the whole test set)",
+    )
     _add_data_dir(p)
     p.set_defaults(func=cmd_report)
 
