@@ -26,22 +26,10 @@ from .rundata import read_history
 from .style import closes_on_error, new_figure, save_figure
 
 LEADERBOARD = "leaderboard.csv"
-NOT_PARAMS = {
-    "rank",
-    "trial",
-    "state",
-    "val_accuracy",
-    "val_loss",
-    "best_epoch",
-    "epochs_run",
-    "seconds",
-    "host",
-    "run_dir",
-    "retry_of",
-    "reason",
-    "value",
-    "number",
-}
+# Leaderboard columns shown around the searched values, in table order; the rest is bookkeeping.
+HEAD_COLUMNS = ("rank", "trial", "state")
+TAIL_COLUMNS = ("val_accuracy", "val_loss", "best_epoch", "epochs_run", "seconds", "reason")
+NOT_PARAMS = {*HEAD_COLUMNS, *TAIL_COLUMNS, "host", "run_dir", "retry_of", "value", "number"}
 TOP_CURVES = 5
 MAX_ROWS = 200  # leaderboard rows shown in the HTML (all are in the CSV)
 
@@ -242,22 +230,7 @@ def write_search_report(
         ]
     sections.append(("summary", "Summary", summary))
 
-    show = [
-        c
-        for c in (
-            "rank",
-            "trial",
-            "state",
-            *params,
-            "val_accuracy",
-            "val_loss",
-            "best_epoch",
-            "epochs_run",
-            "seconds",
-            "reason",
-        )
-        if c in cols
-    ]
+    show = [c for c in (*HEAD_COLUMNS, *params, *TAIL_COLUMNS) if c in cols]
     pct = {"val_accuracy"}
     body = [
         [
