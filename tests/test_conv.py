@@ -8,6 +8,7 @@ from gradcheck import check_module_grads
 
 import barenet.nn.conv as conv_module
 from barenet.nn import Conv2d, Sequential
+from barenet.nn.layout import memory_order
 
 CONFIGS = [
     # (C, O, kernel, stride, padding, dilation, bias, input H, W)
@@ -62,7 +63,7 @@ def test_conv_forward_matches_direct_sum(cfg):
     expected = reference_conv(x, conv.weight.data, b, conv.stride, conv.padding, conv.dilation)
     y = conv.forward(x)
     assert y.shape == expected.shape
-    assert y.flags.c_contiguous
+    assert y.transpose(1, 2, 3, 0).flags.c_contiguous  # (C, H, W, N) memory
     np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
 
 
@@ -166,3 +167,24 @@ def test_needs_input_grad_false_skips_dx_only():
     assert b.backward(g) is None
     np.testing.assert_array_equal(b.weight.grad, a.weight.grad)
     np.testing.assert_array_equal(b.bias.grad, a.bias.grad)
+
+
+def test_conv_accepts_and_returns_batch_innermost_layout():
+    # Conv2d's output is an (N, C, H, W) view of (C, H, W, N) memory, and its input may
+    # be one: same numbers whatever the layouts of x and of the incoming gradient.
+    rng = np.random.default_rng(13)
+    conv = Conv2d(3, 4, 3, padding=1, rng=rng, dtype=np.float64)
+    x = rng.standard_normal((5, 3, 6, 7))
+    g = rng.standard_normal((5, 4, 6, 7))
+    y_ref, dx_ref = conv.forward(x), conv.backward(g)
+    dw_ref = conv.weight.grad.copy()
+    conv.zero_grad()
+
+    def chwn(a):
+        return np.ascontiguousarray(a.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+
+    y, dx = conv.forward(chwn(x)), conv.backward(chwn(g))
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(dx, dx_ref)
+    np.testing.assert_array_equal(conv.weight.grad, dw_ref)
+    assert memory_order(y) == memory_order(dx) == (1, 2, 3, 0)

@@ -7,6 +7,7 @@ import pytest
 from gradcheck import check_module_grads
 
 from barenet.nn import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from barenet.nn.layout import memory_order
 
 
 def distinct(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -135,3 +136,21 @@ def test_invalid_arguments():
         AdaptiveAvgPool2d(0)
     with pytest.raises(ValueError, match="smaller"):
         MaxPool2d(3).forward(np.zeros((1, 1, 2, 2)))
+
+
+@pytest.mark.parametrize("layer", [MaxPool2d(2), MaxPool2d(3, 2, 1), AvgPool2d(3, 2, 1)])
+def test_batch_innermost_layout_is_kept_and_changes_nothing(layer):
+    # Conv2d hands on (N, C, H, W) views of (C, H, W, N) memory (nn/layout.py): pooling
+    # must give the same numbers, keep that layout for its output and its input gradient.
+    rng = np.random.default_rng(23)
+    x = distinct(rng, (3, 2, 7, 6))
+    g_shape = layer.forward(x).shape
+    g = rng.standard_normal(g_shape)
+    y_ref, dx_ref = layer.forward(x), layer.backward(g)
+    x_chwn = np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+    g_chwn = np.ascontiguousarray(g.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+    y, dx = layer.forward(x_chwn), layer.backward(g_chwn)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(dx, dx_ref)
+    assert memory_order(y) == memory_order(dx) == (1, 2, 3, 0)
+    assert memory_order(layer.forward(x)) == memory_order(layer.backward(g)) == (0, 1, 2, 3)

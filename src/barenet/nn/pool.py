@@ -20,6 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .conv import IntPair, pair
+from .layout import empty_in_order, memory_order
 from .module import Module
 
 
@@ -54,7 +55,7 @@ class _Pool2d(Module):
         if ph == pw == 0:
             return x
         n, c, h, w = x.shape
-        buf = np.full((n, c, h + 2 * ph, w + 2 * pw), fill, dtype=x.dtype)
+        buf = empty_in_order((n, c, h + 2 * ph, w + 2 * pw), memory_order(x), x.dtype, fill)
         buf[:, :, ph : ph + h, pw : pw + w] = x
         return buf
 
@@ -72,18 +73,20 @@ class _Pool2d(Module):
         self,
         parts: Callable[[int, np.ndarray | None], np.ndarray | None],
         shape: tuple[int, ...],
+        order: tuple[int, ...],
         axis: int,
         n_out: int,
         dtype: np.dtype,
     ) -> np.ndarray:
-        """Backward of one stage: an array of ``shape`` whose tap-t view receives tap t's
-        gradient ``parts(t, out)`` (written into ``out`` if given, else returned).
+        """Backward of one stage: an array of ``shape`` (memory ``order``) whose tap-t view
+        receives tap t's gradient ``parts(t, out)`` (written into ``out`` if given, else
+        returned).
 
         Disjoint taps (kernel <= stride) are written in place, overlapping ones accumulated.
         """
         k, s = self.kernel_size[axis - 2], self.stride[axis - 2]
         covered = k == s and shape[axis] == n_out * k
-        out = (np.empty if covered else np.zeros)(shape, dtype=dtype)
+        out = empty_in_order(shape, order, dtype, None if covered else 0)
         for t, view in enumerate(self._taps(out, axis, n_out)):
             if k <= s:
                 parts(t, view)
@@ -97,8 +100,8 @@ class _Pool2d(Module):
 
 def _argmax_taps(taps: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Element-wise max over the tap views and the index of the FIRST maximal tap."""
-    out = taps[0].copy()
-    idx = np.zeros(out.shape, dtype=np.uint8 if len(taps) <= 256 else np.int32)
+    out = taps[0].copy(order="K")  # "K": the input's memory layout (see layout.py)
+    idx = np.zeros_like(out, dtype=np.uint8 if len(taps) <= 256 else np.int32)
     for t, v in enumerate(taps[1:], start=1):
         better = v > out  # strict: a later equal value does not take over
         np.maximum(out, v, out=out)
@@ -121,19 +124,19 @@ class MaxPool2d(_Pool2d):
         xp = self._padded(x, -np.inf)
         rows, iw = _argmax_taps(self._taps(xp, 3, ow))  # (N, C, Hp, OW)
         out, ih = _argmax_taps(self._taps(rows, 2, oh))  # (N, C, OH, OW)
-        self._cache = (x.shape, xp.shape, iw, ih)
+        self._cache = (x.shape, xp.shape, memory_order(x), iw, ih)
         return out
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        x_shape, xp_shape, iw, ih = self._cache
+        x_shape, xp_shape, order, iw, ih = self._cache
         oh, ow = ih.shape[2:]
         dtype = grad_out.dtype
 
         def routed(g: np.ndarray, idx: np.ndarray):
             return lambda t, out: np.multiply(g, idx == t, out=out)
 
-        g_rows = self._spread(routed(grad_out, ih), iw.shape, 2, oh, dtype)
-        dxp = self._spread(routed(g_rows, iw), xp_shape, 3, ow, dtype)
+        g_rows = self._spread(routed(grad_out, ih), iw.shape, order, 2, oh, dtype)
+        dxp = self._spread(routed(g_rows, iw), xp_shape, order, 3, ow, dtype)
         return _crop(dxp, x_shape, self.padding)
 
 
@@ -147,24 +150,24 @@ class AvgPool2d(_Pool2d):
         rows = _sum(self._taps(xp, 3, ow))
         out = _sum(self._taps(rows, 2, oh))
         out *= 1.0 / (self.kernel_size[0] * self.kernel_size[1])  # Python float: keeps float32
-        self._cache = (x.shape, xp.shape, rows.shape)
+        self._cache = (x.shape, xp.shape, memory_order(x), rows.shape)
         return out
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        x_shape, xp_shape, rows_shape = self._cache
+        x_shape, xp_shape, order, rows_shape = self._cache
         oh, ow = grad_out.shape[2:]
         share = grad_out * (1.0 / (self.kernel_size[0] * self.kernel_size[1]))
 
         def copied(g: np.ndarray):
             return lambda t, out: g if out is None else np.copyto(out, g)
 
-        g_rows = self._spread(copied(share), rows_shape, 2, oh, share.dtype)
-        dxp = self._spread(copied(g_rows), xp_shape, 3, ow, share.dtype)
+        g_rows = self._spread(copied(share), rows_shape, order, 2, oh, share.dtype)
+        dxp = self._spread(copied(g_rows), xp_shape, order, 3, ow, share.dtype)
         return _crop(dxp, x_shape, self.padding)
 
 
 def _sum(taps: list[np.ndarray]) -> np.ndarray:
-    out = taps[0].copy()
+    out = taps[0].copy(order="K")
     for v in taps[1:]:
         out += v
     return out
