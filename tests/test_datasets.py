@@ -324,3 +324,10 @@ def test_dataset_folder_named_for_the_other_dataset_is_not_used(tmp_path):
     assert mnist_dir in search_dirs("mnist", mnist_dir)
     plain = tmp_path / "mydata"
     assert plain in search_dirs("fashion-mnist", plain)
+
+
+def test_failed_download_leaves_no_empty_cache_folder(iso):
+    cache = Path(os.environ["HOME"]) / ".cache" / "barenet" / "fashion-mnist"
+    with pytest.raises(DataError, match="download failed"):
+        load("fashion-mnist", "test")  # iso's _fetch: no network
+    assert not cache.exists()

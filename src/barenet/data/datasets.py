@@ -197,6 +197,7 @@ def _download_file(name: str, stem: str, folder: Path, errors: list[str]) -> boo
 
 def _download(name: str, split: str, errors: list[str]) -> tuple[Path, Path] | None:
     folder = cache_dir(name)
+    created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -204,6 +205,8 @@ def _download(name: str, split: str, errors: list[str]) -> tuple[Path, Path] | N
         return None
     for stem in SPLITS[split]:
         if _find_file(folder, stem) is None and not _download_file(name, stem, folder, errors):
+            if created and not any(folder.iterdir()):
+                folder.rmdir()  # leave no empty cache folder behind a failed download
             return None
     return _find_split(folder, split)
 
