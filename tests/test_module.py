@@ -153,6 +153,46 @@ def test_load_state_dict_wrong_shape_names_key_and_changes_nothing() -> None:
         np.testing.assert_array_equal(arr, before[name], err_msg=name)
 
 
+def test_load_state_dict_dtypes_cast_like_torch_but_never_float_into_int() -> None:
+    m = WithBuffers()
+    state = {
+        k: np.asarray(v, dtype=np.float64) if k != "count" else v for k, v in m.state_dict().items()
+    }
+    state["head.bias"] = np.array([0.25, -0.5])  # float64 into a float32 model: cast
+    m.load_state_dict(state)
+    assert m.head.bias.data.dtype == np.float32 and m.head.bias.data.tolist() == [0.25, -0.5]
+    for key, bad in [("count", np.array(7.5)), ("head.bias", np.array(["a", "b"]))]:
+        wrong = dict(state, **{key: bad})
+        with pytest.raises(ValueError, match=rf"dtype mismatch for '{key}'"):
+            m.load_state_dict(wrong)
+    assert int(dict(m.named_buffers())["count"]) == 7
+
+
+def test_tied_parameters_and_shared_modules_are_listed_once() -> None:
+    rng = np.random.default_rng(0)
+    first, last = Linear(4, 4, rng=rng), Linear(4, 4, rng=rng)
+    last.weight = first.weight  # tied, as PyTorch's named_parameters() dedups them
+    model = Sequential(first, ReLU(), last)
+    assert [n for n, _ in model.named_parameters()] == ["0.weight", "0.bias", "2.bias"]
+    assert model.num_parameters() == 16 + 4 + 4
+    outer = Module()
+    outer.a, outer.b = first, first  # one module reachable twice
+    assert [n for n, _ in outer.named_modules()] == ["", "a"]
+
+
+def test_sequential_refuses_one_instance_at_two_positions() -> None:
+    # Layers cache their input for backward: a reused instance would silently give
+    # wrong gradients, so it is refused up front (construction and append alike).
+    relu = ReLU()
+    with pytest.raises(ValueError, match="ReLU instance is already in the Sequential"):
+        Sequential(Linear(3, 3), relu, Linear(3, 3), relu)
+    model = Sequential(Linear(3, 3), relu)
+    with pytest.raises(ValueError, match="already in the Sequential"):
+        model.append(relu)
+    with pytest.raises(TypeError, match="takes Modules"):
+        Sequential(Linear(3, 3), np.tanh)
+
+
 # -- modes, counts, grads, dtype --------------------------------------------------------------
 
 

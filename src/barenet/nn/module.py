@@ -84,18 +84,30 @@ class Module:
                         yield f"{name}.{i}" if name != "layers" else str(i), item
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
-        yield prefix, self
-        for name, child in self._children():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+        """Every module once (a shared one under its first name), as in PyTorch."""
+        seen: set[int] = set()
+        stack = [(prefix, self)]
+        while stack:
+            name, mod = stack.pop()
+            if id(mod) in seen:
+                continue
+            seen.add(id(mod))
+            yield name, mod
+            children = [(f"{name}.{c}" if name else c, m) for c, m in mod._children()]
+            stack.extend(reversed(children))  # depth-first, in definition order
 
     def modules(self) -> Iterator[Module]:
         for _, m in self.named_modules():
             yield m
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """Every Parameter once: a tied (shared) one under its first name, so optimizers
+        update it once with its summed gradient, as in PyTorch."""
+        seen: set[int] = set()
         for mod_name, mod in self.named_modules(prefix):
             for name, value in vars(mod).items():
-                if isinstance(value, Parameter):
+                if isinstance(value, Parameter) and id(value) not in seen:
+                    seen.add(id(value))
                     yield (f"{mod_name}.{name}" if mod_name else name), value
 
     def parameters(self) -> list[Parameter]:
@@ -130,7 +142,9 @@ class Module:
         return state
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Copy arrays in after checking every name and shape (ValueError naming the mismatch)."""
+        """Copy arrays in after checking every name, shape and dtype kind (ValueError naming
+        the mismatch). Like PyTorch, float64 values load into a float32 model (cast); unlike a
+        bare cast, floats never load into integer buffers, nor non-numbers anywhere."""
         params = dict(self.named_parameters())
         buffers = dict(self.named_buffers())
         expected = set(params) | set(buffers)
@@ -147,6 +161,12 @@ class Module:
             if src.shape != target.shape:
                 raise ValueError(
                     f"shape mismatch for '{name}': checkpoint {src.shape}, model {target.shape}"
+                )
+            if src.dtype.kind not in "biuf" or not np.can_cast(
+                src.dtype, target.dtype, casting="same_kind"
+            ):
+                raise ValueError(
+                    f"dtype mismatch for '{name}': checkpoint {src.dtype}, model {target.dtype}"
                 )
         for name in expected:
             target = params[name].data if name in params else buffers[name]
@@ -181,7 +201,9 @@ class Sequential(Module):
 
     def __init__(self, *layers: Module) -> None:
         super().__init__()
-        self.layers = list(layers)
+        self.layers: list[Module] = []
+        for layer in layers:
+            self.append(layer)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         for layer in self.layers:
@@ -205,5 +227,14 @@ class Sequential(Module):
         return iter(self.layers)
 
     def append(self, layer: Module) -> Sequential:
+        """Add a layer at the end. Each position needs its own instance: a layer caches its
+        input for backward, so one instance at two positions would give wrong gradients."""
+        if not isinstance(layer, Module):
+            raise TypeError(f"Sequential takes Modules, got {type(layer).__name__}")
+        if any(layer is other for other in self.layers):
+            raise ValueError(
+                f"this {type(layer).__name__} instance is already in the Sequential; layers "
+                "cache their inputs for backward, so create one instance per position"
+            )
         self.layers.append(layer)
         return self
