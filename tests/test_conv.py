@@ -99,7 +99,9 @@ def test_gemm_column_chunks():
     # fewest equal column chunks with chunk * mn below 2**19
     assert conv_module._n_chunks(1000, 100) == 1
     assert conv_module._n_chunks(3584, 150) == 2  # 537600 is just above 2**19
-    assert conv_module._n_chunks(12800, 2400) == 64  # 12800*2400 / 2**19 = 58.6 -> 64
+    assert conv_module._n_chunks(1280, 2400) == 8  # 1280*2400 / 2**19 = 5.9; 6, 7 don't divide
+    assert conv_module._n_chunks(3480, 2400) == 20  # 15.9 -> 16..19 don't divide 3480
+    assert conv_module._n_chunks(3500, 2400) == 1  # 8.4M >= 2**23: big enough to thread, whole
     assert conv_module._n_chunks(7919, 10**4) == 1  # prime: no usable divisor, no split
     a = np.arange(12.0).reshape(2, 6)
     np.testing.assert_array_equal(conv_module._chunked(a, 3)[1], a[:, 2:4])
