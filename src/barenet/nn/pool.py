@@ -100,9 +100,14 @@ class _Pool2d(Module):
 
 def _argmax_taps(taps: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Element-wise max over the tap views and the index of the FIRST maximal tap."""
-    out = taps[0].copy(order="K")  # "K": the input's memory layout (see layout.py)
-    idx = np.zeros_like(out, dtype=np.uint8 if len(taps) <= 256 else np.int32)
-    for t, v in enumerate(taps[1:], start=1):
+    if len(taps) == 1:
+        return taps[0].copy(order="K"), np.zeros_like(taps[0], dtype=np.uint8)
+    # Outputs take the input's memory layout (NumPy's default order "K"; see layout.py).
+    # Taps 0 and 1 in two passes: the index is the comparison itself (0 or 1).
+    better = taps[1] > taps[0]  # strict: a later equal value does not take over
+    out = np.maximum(taps[0], taps[1])
+    idx = better.view(np.uint8) if len(taps) <= 256 else better.astype(np.int32)
+    for t, v in enumerate(taps[2:], start=2):
         better = v > out  # strict: a later equal value does not take over
         np.maximum(out, v, out=out)
         # t exceeds every earlier index, so max(idx, t * better) sets idx = t where better
