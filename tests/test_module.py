@@ -180,6 +180,30 @@ def test_tied_parameters_and_shared_modules_are_listed_once() -> None:
     assert [n for n, _ in outer.named_modules()] == ["", "a"]
 
 
+def test_tied_model_loads_state_dicts_with_one_or_every_name() -> None:
+    # barenet's state_dict names a tied weight once; PyTorch's names it under every module
+    # that holds it. Both load; a tied weight named by neither is missing.
+    def tied(seed: int) -> Sequential:
+        rng = np.random.default_rng(seed)
+        first, last = Linear(4, 4, rng=rng), Linear(4, 4, rng=rng)
+        last.weight = first.weight
+        return Sequential(first, ReLU(), last)
+
+    model, source = tied(0), tied(1)
+    ours = source.state_dict()
+    assert sorted(ours) == ["0.bias", "0.weight", "2.bias"]
+    model.load_state_dict(ours)
+    np.testing.assert_array_equal(model[2].weight.data, source[0].weight.data)
+    assert model[2].weight is model[0].weight  # still tied after loading
+    theirs = dict(ours, **{"2.weight": ours["0.weight"]})  # torch-style: both names
+    assert sorted(n for n, _ in model.named_parameters(remove_duplicate=False)) == sorted(theirs)
+    model.load_state_dict(theirs)
+    only_alias = {k: v for k, v in theirs.items() if k != "0.weight"}
+    model.load_state_dict(only_alias)
+    with pytest.raises(ValueError, match=r"missing \['0.weight'\]"):
+        model.load_state_dict({k: v for k, v in ours.items() if k != "0.weight"})
+
+
 def test_sequential_refuses_one_instance_at_two_positions() -> None:
     # Layers cache their input for backward: a reused instance would silently give
     # wrong gradients, so it is refused up front (construction and append alike).
@@ -189,6 +213,8 @@ def test_sequential_refuses_one_instance_at_two_positions() -> None:
     model = Sequential(Linear(3, 3), relu)
     with pytest.raises(ValueError, match="already in the Sequential"):
         model.append(relu)
+    with pytest.raises(ValueError, match="ReLU instance is already"):  # nested, too
+        Sequential(Sequential(Linear(3, 3), relu), Linear(3, 3), Sequential(relu))
     with pytest.raises(TypeError, match="takes Modules"):
         Sequential(Linear(3, 3), np.tanh)
 

@@ -17,7 +17,9 @@ def test_keep_freed_memory_applies_on_glibc_only():
     assert runtime.keep_freed_memory() is (platform.libc_ver()[0] == "glibc")
 
 
-@pytest.mark.parametrize(("env", "calls"), [(None, 1), ("1", 1), ("0", 0)])
+@pytest.mark.parametrize(
+    ("env", "calls"), [(None, 1), ("1", 1), ("yes", 1), ("0", 0), ("false", 0), (" Off ", 0)]
+)
 def test_apply_defaults_honours_the_opt_out(monkeypatch, env, calls):
     seen = []
     monkeypatch.setattr(runtime, "keep_freed_memory", lambda: seen.append(1) or True)

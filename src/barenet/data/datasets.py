@@ -13,6 +13,7 @@ If none holds the files, they are downloaded from the public mirrors into the ca
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import hashlib
@@ -173,10 +174,11 @@ def _download_file(name: str, stem: str, folder: Path, errors: list[str]) -> boo
     expected = MD5[name][stem]
     for mirror in MIRRORS[name]:
         url = f"{mirror}{stem}.gz"
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=".part")
-        os.close(fd)
-        tmp = Path(tmp_name)
+        tmp: Path | None = None
         try:
+            fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=".part")
+            os.close(fd)
+            tmp = Path(tmp_name)
             _fetch(url, tmp)
             got = file_md5(tmp)
             if got != expected:
@@ -191,7 +193,8 @@ def _download_file(name: str, stem: str, folder: Path, errors: list[str]) -> boo
         except Exception as e:  # network, HTTP, disk, corrupt gzip: try the next mirror
             errors.append(f"{url}: {type(e).__name__}: {e}")
         finally:
-            tmp.unlink(missing_ok=True)
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
     return False
 
 
@@ -205,8 +208,9 @@ def _download(name: str, split: str, errors: list[str]) -> tuple[Path, Path] | N
         return None
     for stem in SPLITS[split]:
         if _find_file(folder, stem) is None and not _download_file(name, stem, folder, errors):
-            if created and not any(folder.iterdir()):
-                folder.rmdir()  # leave no empty cache folder behind a failed download
+            if created:  # leave no empty cache folder behind a failed download
+                with contextlib.suppress(OSError):  # not empty: another process uses it
+                    folder.rmdir()
             return None
     return _find_split(folder, split)
 

@@ -83,13 +83,16 @@ class Module:
                     if isinstance(item, Module):
                         yield f"{name}.{i}" if name != "layers" else str(i), item
 
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
-        """Every module once (a shared one under its first name), as in PyTorch."""
+    def named_modules(
+        self, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Module]]:
+        """Every module, depth-first; a shared one once, under its first name, unless
+        ``remove_duplicate`` is False (as in PyTorch)."""
         seen: set[int] = set()
         stack = [(prefix, self)]
         while stack:
             name, mod = stack.pop()
-            if id(mod) in seen:
+            if remove_duplicate and id(mod) in seen:
                 continue
             seen.add(id(mod))
             yield name, mod
@@ -100,21 +103,24 @@ class Module:
         for _, m in self.named_modules():
             yield m
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+    def named_parameters(
+        self, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Parameter]]:
         """Every Parameter once: a tied (shared) one under its first name, so optimizers
-        update it once with its summed gradient, as in PyTorch."""
+        update it once with its summed gradient, as in PyTorch. ``remove_duplicate=False``
+        lists it under every name."""
         seen: set[int] = set()
-        for mod_name, mod in self.named_modules(prefix):
+        for mod_name, mod in self.named_modules(prefix, remove_duplicate):
             for name, value in vars(mod).items():
-                if isinstance(value, Parameter) and id(value) not in seen:
+                if isinstance(value, Parameter) and not (remove_duplicate and id(value) in seen):
                     seen.add(id(value))
                     yield (f"{mod_name}.{name}" if mod_name else name), value
 
     def parameters(self) -> list[Parameter]:
         return [p for _, p in self.named_parameters()]
 
-    def named_buffers(self) -> Iterator[tuple[str, np.ndarray]]:
-        for mod_name, mod in self.named_modules():
+    def named_buffers(self, remove_duplicate: bool = True) -> Iterator[tuple[str, np.ndarray]]:
+        for mod_name, mod in self.named_modules(remove_duplicate=remove_duplicate):
             for name, value in mod.__dict__.get("_buffers", {}).items():
                 yield (f"{mod_name}.{name}" if mod_name else name), value
 
@@ -145,19 +151,26 @@ class Module:
         """Copy arrays in after checking every name, shape and dtype kind (ValueError naming
         the mismatch). Like PyTorch, float64 values load into a float32 model (cast); unlike a
         bare cast, floats never load into integer buffers, nor non-numbers anywhere."""
-        params = dict(self.named_parameters())
-        buffers = dict(self.named_buffers())
-        expected = set(params) | set(buffers)
-        missing = sorted(expected - set(state))
-        unexpected = sorted(set(state) - expected)
+        # Every name of every array: a tied parameter (or shared module) has several, as
+        # in PyTorch's state dicts; barenet's own state dicts list the first one only.
+        names: dict[str, np.ndarray] = {n: p.data for n, p in self.named_parameters("", False)}
+        names.update(self.named_buffers(remove_duplicate=False))
+        missing = sorted(
+            first
+            for first, arr in [
+                *((n, p.data) for n, p in self.named_parameters()),
+                *self.named_buffers(),
+            ]
+            if not any(n in state for n, a in names.items() if a is arr or n == first)
+        )
+        unexpected = sorted(set(state) - set(names))
         if missing or unexpected:
             raise ValueError(
                 f"state dict does not match the model: missing {missing or 'none'}, "
                 f"unexpected {unexpected or 'none'}"
             )
-        for name in sorted(expected):
-            target = params[name].data if name in params else buffers[name]
-            src = np.asarray(state[name])
+        for name in sorted(state):
+            target, src = names[name], np.asarray(state[name])
             if src.shape != target.shape:
                 raise ValueError(
                     f"shape mismatch for '{name}': checkpoint {src.shape}, model {target.shape}"
@@ -168,9 +181,8 @@ class Module:
                 raise ValueError(
                     f"dtype mismatch for '{name}': checkpoint {src.dtype}, model {target.dtype}"
                 )
-        for name in expected:
-            target = params[name].data if name in params else buffers[name]
-            target[...] = state[name]
+        for name in state:  # only after every check passed: all or nothing
+            names[name][...] = state[name]
 
     def to(self, dtype: np.dtype | type) -> Module:
         """Cast every parameter (and floating buffer) to ``dtype`` in place; returns self."""
@@ -231,9 +243,11 @@ class Sequential(Module):
         input for backward, so one instance at two positions would give wrong gradients."""
         if not isinstance(layer, Module):
             raise TypeError(f"Sequential takes Modules, got {type(layer).__name__}")
-        if any(layer is other for other in self.layers):
+        present = {id(m): m for m in self.modules()}  # nested ones included
+        reused = next((m for m in layer.modules() if id(m) in present), None)
+        if reused is not None:
             raise ValueError(
-                f"this {type(layer).__name__} instance is already in the Sequential; layers "
+                f"this {type(reused).__name__} instance is already in the Sequential; layers "
                 "cache their inputs for backward, so create one instance per position"
             )
         self.layers.append(layer)
