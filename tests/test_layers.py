@@ -20,6 +20,7 @@ from barenet.nn import (
     Tanh,
     activation,
 )
+from barenet.nn.layout import memory_order
 
 
 def away_from_zero(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -121,6 +122,21 @@ def test_dropout2d_drops_whole_channels_and_grads() -> None:
     assert np.all(kept.all(axis=2) | (~kept).all(axis=2))
     assert 0 < kept.all(axis=2).sum() < 24
     check_module_grads(layer, x, rng)
+
+
+@pytest.mark.parametrize("cls", [Dropout, Dropout2d])
+def test_dropout_same_mask_whatever_the_memory_layout(cls) -> None:
+    # A conv feature map arrives as an (N, C, H, W) view of (C, H, W, N) memory: the same
+    # seed must drop the same units, and the output keeps that layout.
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
+    x_chwn = np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    y, dx = (d := cls(0.4, rng=9)).forward(x), d.backward(g)
+    y2, dx2 = (d2 := cls(0.4, rng=9)).forward(x_chwn), d2.backward(g)
+    np.testing.assert_array_equal(y2, y)
+    np.testing.assert_array_equal(dx2, dx)
+    assert memory_order(y2) == (1, 2, 3, 0) and y2.dtype == np.float32
 
 
 def test_dropout_eval_and_p0_are_identity() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .init import as_rng
+from .layout import empty_in_order, memory_order
 from .module import Module
 
 
@@ -28,7 +29,10 @@ class Dropout(Module):
             self._mask = None
             return x
         keep = self.rng.random(self._mask_shape(x), dtype=np.float32) >= self.p
-        self._mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
+        # The mask is stored in x's memory layout (see layout.py): for a conv feature map
+        # held as (C, H, W, N), a C-ordered (N, C, 1, 1) mask makes x * mask 4-5x slower.
+        self._mask = empty_in_order(keep.shape, memory_order(x), x.dtype)
+        np.multiply(keep, x.dtype.type(1.0 / (1.0 - self.p)), out=self._mask)
         return x * self._mask
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
