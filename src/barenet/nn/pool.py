@@ -59,14 +59,16 @@ class _Pool2d(Module):
         buf[:, :, ph : ph + h, pw : pw + w] = x
         return buf
 
-    def _taps(self, a: np.ndarray, axis: int, n_out: int) -> list[np.ndarray]:
-        """Views of ``a`` along ``axis`` (2: H, 3: W) read by each kernel tap, in order."""
+    def _taps(self, a: np.ndarray, axis: int, n_out: int, dense: bool = False) -> list[np.ndarray]:
+        """Views of ``a`` along ``axis`` (2: H, 3: W) read by each kernel tap, in order;
+        with ``dense``, views of short runs come as dense copies (see ``_short_runs``)."""
         k, s = self.kernel_size[axis - 2], self.stride[axis - 2]
         index = [slice(None)] * 4
         views = []
         for t in range(k):
             index[axis] = slice(t, t + s * (n_out - 1) + 1, s)
-            views.append(a[tuple(index)])
+            v = a[tuple(index)]
+            views.append(v.copy(order="K") if dense and _short_runs(v) else v)
         return views
 
     def _spread(
@@ -98,6 +100,20 @@ class _Pool2d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
+def _short_runs(v: np.ndarray) -> bool:
+    """Whether ``v`` is made of contiguous runs of 2..4095 elements: the W taps of a
+    (C, H, W, N)-stored map (runs of N). NumPy's ufuncs call their inner loop once per
+    run, ~5x slower per element there than on dense arrays, while a strided copy is fast;
+    so forward copies such taps dense first. (Backward writing its taps dense and copying
+    them in measured no faster.)"""
+    run = 1
+    for ax in reversed(memory_order(v)):
+        if v.strides[ax] != run * v.itemsize:
+            break
+        run *= v.shape[ax]
+    return 1 < run < 4096 and run < v.size
+
+
 def _argmax_taps(taps: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Element-wise max over the tap views and the index of the FIRST maximal tap."""
     if len(taps) == 1:
@@ -127,8 +143,8 @@ class MaxPool2d(_Pool2d):
     def forward(self, x: np.ndarray) -> np.ndarray:
         oh, ow = self._geometry(*x.shape[2:])
         xp = self._padded(x, -np.inf)
-        rows, iw = _argmax_taps(self._taps(xp, 3, ow))  # (N, C, Hp, OW)
-        out, ih = _argmax_taps(self._taps(rows, 2, oh))  # (N, C, OH, OW)
+        rows, iw = _argmax_taps(self._taps(xp, 3, ow, dense=True))  # (N, C, Hp, OW)
+        out, ih = _argmax_taps(self._taps(rows, 2, oh, dense=True))  # (N, C, OH, OW)
         self._cache = (x.shape, xp.shape, memory_order(x), iw, ih)
         return out
 
@@ -152,8 +168,8 @@ class AvgPool2d(_Pool2d):
     def forward(self, x: np.ndarray) -> np.ndarray:
         oh, ow = self._geometry(*x.shape[2:])
         xp = self._padded(x, 0.0)
-        rows = _sum(self._taps(xp, 3, ow))
-        out = _sum(self._taps(rows, 2, oh))
+        rows = _sum(self._taps(xp, 3, ow, dense=True))
+        out = _sum(self._taps(rows, 2, oh, dense=True))
         out *= 1.0 / (self.kernel_size[0] * self.kernel_size[1])  # Python float: keeps float32
         self._cache = (x.shape, xp.shape, memory_order(x), rows.shape)
         return out
