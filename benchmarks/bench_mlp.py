@@ -22,7 +22,9 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -98,6 +100,16 @@ def summary(timer: Timed, batch_times: list[float], losses: list[float], dtype: 
 # -- workers (each runs in its own subprocess and prints one JSON line) ------------------------
 
 
+def timed_batches(step: Callable[[Any], float], perm: Any) -> tuple[list[float], list[float]]:
+    """Run ``step(batch indices)`` over ``perm`` in batches of BATCH: (losses, seconds each)."""
+    losses, times = [], []
+    for start in range(0, len(perm), BATCH):
+        t0 = time.perf_counter()
+        losses.append(step(perm[start : start + BATCH]))
+        times.append(time.perf_counter() - t0)
+    return losses, times
+
+
 def worker_barenet(args: argparse.Namespace) -> dict:
     from threadpoolctl import threadpool_limits
 
@@ -117,24 +129,18 @@ def worker_barenet(args: argparse.Namespace) -> dict:
     loss_fn = nn.CrossEntropyLoss()
     opt = SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
 
-    def run(perm: np.ndarray) -> tuple[list[float], list[float]]:
-        losses, times = [], []
-        for start in range(0, len(perm), BATCH):
-            t0 = time.perf_counter()
-            idx = perm[start : start + BATCH]
-            loss = loss_fn(model(x[idx]), y[idx])
-            opt.zero_grad()
-            model.backward(loss_fn.backward())
-            opt.step()
-            losses.append(loss)
-            times.append(time.perf_counter() - t0)
-        return losses, times
+    def step(idx: np.ndarray) -> float:
+        loss = loss_fn(model(x[idx]), y[idx])
+        opt.zero_grad()
+        model.backward(loss_fn.backward())
+        opt.step()
+        return loss
 
     with threadpool_limits(args.threads):
-        run(rng.permutation(len(x))[: 10 * BATCH])  # warm-up: BLAS threads, allocator
+        timed_batches(step, rng.permutation(len(x))[: 10 * BATCH])  # warm-up: threads, allocator
         perm = rng.permutation(len(x))
         with Timed() as timer:
-            losses, times = run(perm)
+            losses, times = timed_batches(step, perm)
     return summary(timer, times, losses, str(model[0].weight.data.dtype))
 
 
@@ -154,23 +160,17 @@ def worker_torch(args: argparse.Namespace) -> dict:
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     gen = torch.Generator().manual_seed(args.seed)
 
-    def run(perm: torch.Tensor) -> tuple[list[float], list[float]]:
-        losses, times = [], []
-        for start in range(0, len(perm), BATCH):
-            t0 = time.perf_counter()
-            idx = perm[start : start + BATCH]
-            loss = loss_fn(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-            times.append(time.perf_counter() - t0)
-        return losses, times
+    def step(idx: torch.Tensor) -> float:
+        loss = loss_fn(model(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
 
-    run(torch.randperm(len(x), generator=gen)[: 10 * BATCH])
+    timed_batches(step, torch.randperm(len(x), generator=gen)[: 10 * BATCH])
     perm = torch.randperm(len(x), generator=gen)
     with Timed() as timer:
-        losses, times = run(perm)
+        losses, times = timed_batches(step, perm)
     return summary(timer, times, losses, str(model[0].weight.dtype))
 
 

@@ -155,14 +155,10 @@ class Module:
         # in PyTorch's state dicts; barenet's own state dicts list the first one only.
         names: dict[str, np.ndarray] = {n: p.data for n, p in self.named_parameters("", False)}
         names.update(self.named_buffers(remove_duplicate=False))
-        missing = sorted(
-            first
-            for first, arr in [
-                *((n, p.data) for n, p in self.named_parameters()),
-                *self.named_buffers(),
-            ]
-            if not any(n in state for n, a in names.items() if a is arr or n == first)
-        )
+        aliases: dict[int, list[str]] = {}  # array -> its names, the state_dict name first
+        for name, arr in names.items():
+            aliases.setdefault(id(arr), []).append(name)
+        missing = sorted(ns[0] for ns in aliases.values() if not any(n in state for n in ns))
         unexpected = sorted(set(state) - set(names))
         if missing or unexpected:
             raise ValueError(
@@ -243,7 +239,7 @@ class Sequential(Module):
         input for backward, so one instance at two positions would give wrong gradients."""
         if not isinstance(layer, Module):
             raise TypeError(f"Sequential takes Modules, got {type(layer).__name__}")
-        present = {id(m): m for m in self.modules()}  # nested ones included
+        present = {id(m) for m in self.modules()}  # nested ones included
         reused = next((m for m in layer.modules() if id(m) in present), None)
         if reused is not None:
             raise ValueError(
