@@ -1,0 +1,60 @@
+"""Pieces every command shares: exit codes, the user-error classes, common arguments."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # an internal error, or a check that ran and failed (gradcheck)
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean 'your input is wrong', reported as one line."""
+    from ..checkpoint import CheckpointError
+    from ..config import ConfigError
+    from ..data import DataError
+    from ..train.trainer import TrainingDiverged
+
+    return (
+        ConfigError,
+        DataError,
+        CheckpointError,
+        TrainingDiverged,
+        FileNotFoundError,
+        IsADirectoryError,
+        PermissionError,
+    )
+
+
+def default_out(name: str) -> Path:
+    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def check_fresh(out: Path) -> None:
+    """Never train over an earlier run: nothing already saved is lost."""
+    from ..config import ConfigError
+
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"output folder {out} is not empty; choose another --out")
+
+
+def add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder holding mnist/ and fashion-mnist/ (default: $BARENET_DATA, cache)",
+    )
+
+
+def add_set(p: argparse.ArgumentParser, help: str | None = None) -> None:
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=help or "override a config value, e.g. --set optim.lr=0.05 (repeatable)",
+    )
