@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from barenet.checkpoint import load_json, load_model_file
+from barenet.checkpoint import load_model_file
+from barenet.fileio import load_json
 from barenet.nn import Linear
 from barenet.train import progress as progress_mod
 from barenet.train.callbacks import (

@@ -1,4 +1,4 @@
-"""barenet.checkpoint: atomic writes, safetensors/npz round trips, and loud failures."""
+"""barenet.checkpoint and barenet.fileio: atomic writes, weights round trips, loud failures."""
 
 from __future__ import annotations
 
@@ -7,17 +7,15 @@ import os
 import numpy as np
 import pytest
 
-from barenet import checkpoint
-from barenet.checkpoint import (
-    CheckpointError,
+from barenet import fileio
+from barenet.checkpoint import CheckpointError, load_into, load_model_file, save_model
+from barenet.errors import FileError
+from barenet.fileio import (
     atomic_write_bytes,
     atomic_write_text,
-    load_into,
     load_json,
-    load_model_file,
     load_yaml,
     save_json,
-    save_model,
     save_yaml,
 )
 from barenet.nn import Linear, ReLU, Sequential
@@ -206,7 +204,7 @@ def test_json_strict_and_unsupported_types(tmp_path):
     assert "Infinity" not in (tmp_path / "n.json").read_text()
     assert load_json(tmp_path / "n.json") == {"v": None, "w": [1.0, None]}
     with pytest.raises(TypeError):
-        checkpoint.to_jsonable({"f": object()})
+        fileio.to_jsonable({"f": object()})
 
 
 @pytest.mark.parametrize(
@@ -221,7 +219,7 @@ def test_json_strict_and_unsupported_types(tmp_path):
 def test_malformed_side_files(tmp_path, loader, name, text):
     if text is not None:
         (tmp_path / name).write_text(text)
-    with pytest.raises(CheckpointError) as info:
+    with pytest.raises(FileError) as info:
         loader(tmp_path / name)
     assert name in str(info.value) and "\n" not in str(info.value)
 

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from barenet import checkpoint
+from barenet import checkpoint, fileio
 from barenet.cli import main
 from barenet.data.idx import write_idx
 
@@ -46,7 +46,7 @@ def test_train_test_info(tmp_path, capsys):
     assert {"config.yaml", "model.safetensors", "history.csv", "metrics.json"} <= {
         p.name for p in out.iterdir()
     }
-    metrics = checkpoint.load_json(out / "metrics.json")
+    metrics = fileio.load_json(out / "metrics.json")
     code, stdout, _ = run_cli(capsys, "test", out, "--json")
     assert code == 0
     result = json.loads(stdout)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from barenet import checkpoint
+from barenet import checkpoint, fileio
 from barenet.config import load_config
 from barenet.runner import load_run, train_run
 
@@ -16,7 +16,7 @@ def test_mnist_mlp_passes_97_percent(tmp_path):
     _, model = load_run(tmp_path / "run")
     assert model.num_parameters() == 784 * 256 + 256 + 2570
     assert (
-        checkpoint.load_json(tmp_path / "run" / "metrics.json")["test_accuracy"]
+        fileio.load_json(tmp_path / "run" / "metrics.json")["test_accuracy"]
         == (metrics["test_accuracy"])
     )
 

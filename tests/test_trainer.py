@@ -263,7 +263,7 @@ def test_callback_exception_propagates_after_on_train_end(tmp_path):
         trainer.fit(train, val, epochs=5)
     assert ended == [2] and len(trainer.history) == 2
     assert "Pruned" in trainer.stop_reason
-    from barenet.checkpoint import load_json
+    from barenet.fileio import load_json
 
     assert load_json(tmp_path / "h.json")["stop_reason"] == trainer.stop_reason
 

@@ -217,7 +217,7 @@ def test_conv_feature_maps_are_the_block_outputs(cnn_run, data_dir):
 
 def test_run_made_elsewhere_without_history_or_metrics(tmp_path, data_dir):
     """A bare folder (config + weights only) of a model with no hidden layer still plots."""
-    from barenet import checkpoint
+    from barenet import checkpoint, fileio
     from barenet.config import load_config, to_dict
     from barenet.models import build_model
     from barenet.runner import model_metadata
@@ -225,7 +225,7 @@ def test_run_made_elsewhere_without_history_or_metrics(tmp_path, data_dir):
     cfg = load_config(None, ["model.sizes=[784, 10]"])
     model = build_model(cfg.model, np.random.default_rng(3))
     checkpoint.save_model(tmp_path / "run" / "model.safetensors", model, model_metadata(cfg))
-    checkpoint.save_yaml(tmp_path / "run" / "config.yaml", to_dict(cfg))
+    fileio.save_yaml(tmp_path / "run" / "config.yaml", to_dict(cfg))
     what = "curves,weights,conv,embedding"
     res = plot_run(tmp_path / "run", tmp_path / "out", what=what, data_dir=data_dir, max_test=100)
     assert res.skipped == {"curves": "no history.csv", "conv": "the model has no conv layers"}

@@ -1,42 +1,31 @@
-"""Atomic file writes and model checkpoints (safetensors; ``.npz`` also read and written).
+"""Model checkpoints: weights and their JSON metadata (safetensors; ``.npz`` read and written).
 
 Nothing here unpickles: weights are safetensors (or ``.npz`` loaded with
-``allow_pickle=False``) and metadata is JSON. Every write goes to a temporary
-file in the target's directory, is flushed and fsynced, then ``os.replace``-d
-over the target, so a crash leaves either the old file or the new one, never a
-half-written one. Every read failure raises :class:`CheckpointError` with a
-one-line message naming the file.
+``allow_pickle=False``) and metadata is JSON. Writes are atomic (``fileio``). Every read
+failure raises :class:`CheckpointError` with a one-line message naming the file.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import math
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import safetensors.numpy
-import yaml
+
+from .errors import FileError
+from .fileio import atomic_write_bytes, read_bytes, to_jsonable
 
 __all__ = [
     "CheckpointError",
-    "atomic_write_bytes",
-    "atomic_write_text",
     "load_into",
-    "load_json",
     "load_model_file",
     "load_state",
-    "load_yaml",
-    "save_json",
     "save_model",
-    "save_yaml",
-    "to_jsonable",
 ]
 
 PathLike = str | os.PathLike
@@ -49,116 +38,8 @@ NPZ_METADATA_KEY = "__metadata__"
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
-class CheckpointError(ValueError):
-    """A checkpoint or side file is missing, malformed, or does not fit the model."""
-
-
-# -- atomic writes -------------------------------------------------------------
-def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically; creates parent folders. Returns the path.
-
-    On any error the temporary file is removed and the previous ``path`` (if any)
-    is left untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> Path:
-    """``atomic_write_bytes`` for text."""
-    return atomic_write_bytes(path, text.encode(encoding))
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable on POSIX; not possible (or needed) everywhere.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _read_bytes(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{what} not found: {path}") from None
-    except OSError as e:
-        raise CheckpointError(f"cannot read {what} {path}: {e.strerror or e}") from None
-
-
-# -- JSON / YAML side files ----------------------------------------------------
-def to_jsonable(obj: Any) -> Any:
-    """Plain JSON types from NumPy scalars/arrays, paths, tuples; NaN/inf become None.
-
-    Strict JSON has no NaN, so a diverged metric is written as ``null``.
-    """
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return to_jsonable(obj.item())
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if obj is None or isinstance(obj, (str, int, bool)):
-        return obj
-    raise TypeError(f"cannot store a {type(obj).__name__} as JSON")
-
-
-def save_json(path: PathLike, obj: Any, indent: int | None = 2) -> Path:
-    """Write ``obj`` as strict JSON (see :func:`to_jsonable`), atomically."""
-    text = json.dumps(to_jsonable(obj), indent=indent, allow_nan=False)
-    return atomic_write_text(path, text + "\n")
-
-
-def load_json(path: PathLike) -> Any:
-    """Parse a JSON file; raises CheckpointError if missing or malformed."""
-    path = Path(path)
-    data = _read_bytes(path, "JSON file")
-    try:
-        return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"malformed JSON in {path}: {e}") from None
-
-
-def save_yaml(path: PathLike, obj: Any) -> Path:
-    """Write ``obj`` with ``yaml.safe_dump`` (key order kept), atomically."""
-    text = yaml.safe_dump(to_jsonable(obj), sort_keys=False, default_flow_style=False)
-    return atomic_write_text(path, text)
-
-
-def load_yaml(path: PathLike) -> Any:
-    """``yaml.safe_load`` a file; raises CheckpointError if missing or malformed."""
-    path = Path(path)
-    data = _read_bytes(path, "YAML file")
-    try:
-        return yaml.safe_load(data.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as e:
-        msg = " ".join(str(e).split())  # YAML errors span lines; keep the message to one
-        raise CheckpointError(f"malformed YAML in {path}: {msg}") from None
+class CheckpointError(FileError):
+    """A checkpoint file is missing, malformed, or does not fit the model."""
 
 
 # -- model weights -------------------------------------------------------------
@@ -220,7 +101,10 @@ def load_model_file(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, An
     CheckpointError naming the file if it is missing, truncated or not a checkpoint.
     """
     path = Path(path)
-    data = _read_bytes(path, "checkpoint file")
+    try:
+        data = read_bytes(path, "checkpoint file")
+    except FileError as e:
+        raise CheckpointError(str(e)) from None
     try:
         if data[:4] == _ZIP_MAGIC:
             with np.load(io.BytesIO(data), allow_pickle=False) as npz:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from . import checkpoint, nn
+from . import checkpoint, fileio, nn
 from .builders import build_optimizer, build_schedule_from_config
 from .config import Config, ConfigError, to_dict, validate
 from .data import (
@@ -141,7 +141,7 @@ def train_run(
     """Train ``cfg`` and write the run folder. Returns the metrics written to metrics.json."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    checkpoint.save_yaml(out / CONFIG_FILE, to_dict(cfg))
+    fileio.save_yaml(out / CONFIG_FILE, to_dict(cfg))
     rngs = seeds(cfg)
     data = prepare_data(cfg, data_dir)
     model = build_model(cfg.model, rngs["init"], cfg.train.dtype)
@@ -229,7 +229,7 @@ def train_run(
         result = trainer.evaluate(make_loader(test, 1024))
         metrics["test"] = _jsonable(result)
         metrics["test_accuracy"] = metrics["test"]["accuracy"]
-    checkpoint.save_json(out / METRICS_FILE, metrics)
+    fileio.save_json(out / METRICS_FILE, metrics)
     return metrics
 
 
@@ -249,7 +249,7 @@ def load_run(run_dir: str | Path) -> tuple[Config, nn.Sequential]:
     state, meta = checkpoint.load_model_file(weights)
     raw = meta.get("config")
     if raw is None:
-        raw = checkpoint.load_yaml(run / CONFIG_FILE)
+        raw = fileio.load_yaml(run / CONFIG_FILE)
     cfg = validate(raw)
     model = build_model(cfg.model, 0, cfg.train.dtype)
     checkpoint.load_state(model, state, weights)

@@ -14,15 +14,15 @@ EXIT_INTERRUPTED = 130
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean 'your input is wrong', reported as one line."""
-    from ..checkpoint import CheckpointError
     from ..config import ConfigError
     from ..data import DataError
+    from ..errors import UserError
     from ..train.trainer import TrainingDiverged
 
     return (
+        UserError,
         ConfigError,
         DataError,
-        CheckpointError,
         TrainingDiverged,
         FileNotFoundError,
         IsADirectoryError,

@@ -50,7 +50,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .. import checkpoint
+    from .. import fileio
     from ..runner import METRICS_FILE, load_run
 
     cfg, model = load_run(args.run_dir)
@@ -60,7 +60,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(model)
     metrics_path = Path(args.run_dir) / METRICS_FILE
     if metrics_path.exists():
-        metrics = checkpoint.load_json(metrics_path)
+        metrics = fileio.load_json(metrics_path)
         keys = ("epochs_run", "train_seconds", "val_accuracy", "val_loss", "test_accuracy")
         for k in keys:
             if k in metrics:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import checkpoint
+from .. import fileio
 from ..config import ConfigError, validate
 from ..runner import CONFIG_FILE, HISTORY_FILE, METRICS_FILE
 from .experiment_spec import (
@@ -67,7 +67,7 @@ def execute_run(spec: RunSpec, out: Path, data_dir: str | None) -> dict[str, Any
             "error": str(err),
             "epochs_run": epochs,
         }
-        checkpoint.save_json(run_dir / METRICS_FILE, metrics)
+        fileio.save_json(run_dir / METRICS_FILE, metrics)
         return metrics
 
 
@@ -157,7 +157,7 @@ def _check_out(exp: Experiment, out: Path, specs: list[RunSpec]) -> None:
     """Refuse to mix: another experiment's folder, or finished runs trained with another config."""
     manifest = out / MANIFEST
     if manifest.exists():
-        old = checkpoint.load_yaml(manifest) or {}
+        old = fileio.load_yaml(manifest) or {}
         if isinstance(old, dict) and old.get("name") not in (None, exp.name):
             raise ConfigError(
                 f"{out} holds experiment '{old.get('name')}'; use another --out for '{exp.name}'"
@@ -165,7 +165,7 @@ def _check_out(exp: Experiment, out: Path, specs: list[RunSpec]) -> None:
     for spec in specs:
         run = out / spec.rel_dir
         if (run / METRICS_FILE).exists() and (run / CONFIG_FILE).exists():
-            saved = checkpoint.load_yaml(run / CONFIG_FILE)
+            saved = fileio.load_yaml(run / CONFIG_FILE)
             if saved != spec.config:
                 key = _first_difference(saved, spec.config)
                 raise ConfigError(
@@ -212,7 +212,7 @@ def run_experiment(
     pending = [s for s in specs if not (out / s.rel_dir / METRICS_FILE).exists()]
     _check_data(pending, data_dir)
     out.mkdir(parents=True, exist_ok=True)
-    checkpoint.save_yaml(out / MANIFEST, exp.resolved())
+    fileio.save_yaml(out / MANIFEST, exp.resolved())
     for s in pending:  # a folder without metrics.json is an interrupted run: start it afresh
         if (out / s.rel_dir).exists():
             shutil.rmtree(out / s.rel_dir)

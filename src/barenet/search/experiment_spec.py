@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from .. import checkpoint
+from .. import fileio
 from ..config import ConfigError, read_yaml, to_dict, validate
 
 RUNS_DIR = "runs"
@@ -72,7 +72,7 @@ class Experiment:
         merge_overrides(data, mine, f"variant '{variant}'")
         merge_overrides(data, self.forced, "--set")
         data["seed"] = seed
-        return checkpoint.to_jsonable(to_dict(validate(data)))
+        return fileio.to_jsonable(to_dict(validate(data)))
 
     def runs(self) -> list[RunSpec]:
         """Seed-major order: every variant of the first seed finishes first, so a partial

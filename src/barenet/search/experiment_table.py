@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .. import checkpoint
+from .. import fileio
 from ..runner import HISTORY_FILE, METRICS_FILE
 from .experiment_spec import RUNS_DIR, Experiment
 
@@ -54,7 +54,7 @@ def collect_rows(exp: Experiment, out: Path) -> list[dict[str, Any]]:
     rows = []
     for spec in exp.runs():
         path = out / spec.rel_dir / METRICS_FILE
-        m = checkpoint.load_json(path) if path.exists() else None
+        m = fileio.load_json(path) if path.exists() else None
         row: dict[str, Any] = {"variant": spec.variant, "seed": spec.seed}
         row["status"] = "pending" if m is None else str(m.get("status", "ok"))
         for col, key in RUN_METRICS.items():
@@ -166,9 +166,9 @@ def write_tables(exp: Experiment, out: Path) -> list[dict[str, Any]]:
     """Rewrite runs.csv, results.md and results.json (atomically); return the summary."""
     rows = collect_rows(exp, out)
     summary = summarise(exp, rows)
-    checkpoint.atomic_write_text(out / RUNS_CSV, runs_csv(rows))
-    checkpoint.atomic_write_text(out / RESULTS_MD, markdown(exp, summary, rows))
-    checkpoint.save_json(
+    fileio.atomic_write_text(out / RUNS_CSV, runs_csv(rows))
+    fileio.atomic_write_text(out / RESULTS_MD, markdown(exp, summary, rows))
+    fileio.save_json(
         out / RESULTS_JSON,
         {
             "name": exp.name,
@@ -307,7 +307,7 @@ def write_report(
         f"{len(exp.variants)} variants x {len(exp.seeds)} seeds · "
         f"written {time.strftime('%Y-%m-%d %H:%M')}"
     )
-    return checkpoint.atomic_write_text(
+    return fileio.atomic_write_text(
         out / REPORT_HTML, H.page(f"barenet experiment: {exp.name}", subtitle, sections)
     )
 

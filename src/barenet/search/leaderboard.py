@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from .. import checkpoint
+from .. import fileio
 from ..config import to_dict
 from .space import Search
 from .study import interrupted_numbers
@@ -160,13 +160,11 @@ def write_leaderboard(
     """Write leaderboard.csv, leaderboard.md and best_config.yaml (once a trial completed)."""
     out = Path(out)
     rows = trial_rows(study, search)
-    checkpoint.atomic_write_text(out / CSV_FILE, to_csv(rows, columns(search)))
-    checkpoint.atomic_write_text(
-        out / MD_FILE, to_markdown(rows, search, top_k or search.config.top_k)
-    )
+    fileio.atomic_write_text(out / CSV_FILE, to_csv(rows, columns(search)))
+    fileio.atomic_write_text(out / MD_FILE, to_markdown(rows, search, top_k or search.config.top_k))
     best = best_trial(study, search)
     if best is not None:
-        checkpoint.save_yaml(out / BEST_FILE, best_config(search, best))
+        fileio.save_yaml(out / BEST_FILE, best_config(search, best))
     return rows
 
 

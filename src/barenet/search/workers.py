@@ -21,7 +21,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from threadpoolctl import threadpool_limits
 
-from .. import checkpoint
+from .. import fileio
 from ..config import ConfigError, to_dict, validate
 from .leaderboard import best_config, best_trial, write_leaderboard
 from .objective import Objective, TrainFn
@@ -167,7 +167,7 @@ def _spawn(job: SearchJob) -> tuple[list[int], list[int]]:
 def _check_out(out: Path, search: Search) -> None:
     path = out / SEARCH_FILE
     if path.exists():
-        old = checkpoint.load_yaml(path) or {}
+        old = fileio.load_yaml(path) or {}
         name = old.get("study") if isinstance(old, dict) else None
         if name is not None and name != search.study_name:
             raise ConfigError(
@@ -189,7 +189,7 @@ def run_search(job: SearchJob) -> SearchResult:
         out.mkdir(parents=True, exist_ok=True)
         storage = make_storage(job.storage, out, on_stale=on_stale_trial)
         study = open_study(search, storage, create=True)
-        checkpoint.save_yaml(out / SEARCH_FILE, {**search.resolved(), "trials": budget})
+        fileio.save_yaml(out / SEARCH_FILE, {**search.resolved(), "trials": budget})
         with budget_lock(storage, job.storage, out, search.study_name):
             requeued = recover(study, storage)
         existing = study.get_trials(deepcopy=False)
@@ -258,13 +258,11 @@ def retrain_best(job: SearchJob, progress: bool = True) -> dict[str, Any]:
     n = 1
     from ..runner import CONFIG_FILE, METRICS_FILE, train_run
 
-    wanted = checkpoint.to_jsonable(to_dict(cfg))
+    wanted = fileio.to_jsonable(to_dict(cfg))
     while target.exists() and any(target.iterdir()):
-        same = (target / CONFIG_FILE).exists() and checkpoint.load_yaml(
-            target / CONFIG_FILE
-        ) == wanted
+        same = (target / CONFIG_FILE).exists() and fileio.load_yaml(target / CONFIG_FILE) == wanted
         if same and (target / METRICS_FILE).exists():
-            metrics = checkpoint.load_json(target / METRICS_FILE)
+            metrics = fileio.load_json(target / METRICS_FILE)
             if "test_accuracy" in metrics:
                 return {**metrics, "trial": best.number, "run_dir": str(target), "reused": True}
         n += 1

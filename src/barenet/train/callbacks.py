@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import checkpoint
+from .. import checkpoint, fileio
 
 __all__ = [
     "CSVLogger",
@@ -262,7 +262,7 @@ def _csv_cell(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, (list, tuple, dict)):
-        return json.dumps(checkpoint.to_jsonable(value))
+        return json.dumps(fileio.to_jsonable(value))
     return value
 
 
@@ -297,7 +297,7 @@ class CSVLogger(_HistoryLogger):
         writer.writeheader()
         for row in self.rows:
             writer.writerow({k: _csv_cell(v) for k, v in row.items()})
-        checkpoint.atomic_write_text(self.path, buf.getvalue())
+        fileio.atomic_write_text(self.path, buf.getvalue())
 
 
 class JSONLogger(_HistoryLogger):
@@ -305,8 +305,8 @@ class JSONLogger(_HistoryLogger):
     (NaN -> null), rewritten atomically every epoch and once more at train end."""
 
     def _write(self) -> None:
-        checkpoint.save_json(self.path, {"epochs": self.rows, "stop_reason": None})
+        fileio.save_json(self.path, {"epochs": self.rows, "stop_reason": None})
 
     def on_train_end(self, trainer: Any, logs: Logs) -> None:
         reason = getattr(trainer, "stop_reason", None)
-        checkpoint.save_json(self.path, {"epochs": self.rows, "stop_reason": reason})
+        fileio.save_json(self.path, {"epochs": self.rows, "stop_reason": reason})

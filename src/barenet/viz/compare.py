@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from .. import checkpoint
+from .. import fileio
 from .curves import spans_decades
 from .rundata import as_history, check_run_dir, has_values, read_history, read_metrics
 from .style import CLASS_CMAP, closes_on_error, new_figure, plt, save_figure
@@ -250,6 +250,6 @@ def compare_runs(
             band=band,
             title=f"Comparison of {len(runs)} runs",
         )
-    checkpoint.atomic_write_text(out / "comparison.md", markdown_table(rows))
-    checkpoint.atomic_write_text(out / "comparison.csv", csv_table(rows))
+    fileio.atomic_write_text(out / "comparison.md", markdown_table(rows))
+    fileio.atomic_write_text(out / "comparison.csv", csv_table(rows))
     return rows

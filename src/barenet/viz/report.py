@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .. import checkpoint
+from .. import fileio
 from ..config import to_dict
 from . import html as H
 from .plots import NEEDS_TEST_DATA, PLOTS, PlotResult, plot_run
@@ -221,4 +221,4 @@ def write_report(
         f"report written {time.strftime('%Y-%m-%d %H:%M')}"
     )
     text = H.page(f"barenet run: {cfg.name}", subtitle, sections)
-    return checkpoint.atomic_write_text(out, text)
+    return fileio.atomic_write_text(out, text)

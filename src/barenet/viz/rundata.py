@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import checkpoint
+from .. import checkpoint, fileio
 from ..config import Config, ConfigError, validate
+from ..errors import FileError
 
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
@@ -56,7 +57,7 @@ def read_history(path: str | Path) -> History:
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise checkpoint.CheckpointError(f"cannot read history {p}: {e}") from None
+        raise FileError(f"cannot read history {p}: {e}") from None
     return parse_history_csv(text)
 
 
@@ -94,7 +95,7 @@ def read_metrics(run_dir: str | Path) -> dict[str, Any]:
     p = Path(run_dir) / METRICS_FILE
     if not p.is_file():
         return {}
-    data = checkpoint.load_json(p)
+    data = fileio.load_json(p)
     return data if isinstance(data, dict) else {}
 
 
@@ -104,7 +105,7 @@ def read_config(run_dir: str | Path) -> Config:
     if not run.is_dir():
         raise ConfigError(f"run folder not found: {run}")
     if (run / CONFIG_FILE).is_file():
-        return validate(checkpoint.load_yaml(run / CONFIG_FILE))
+        return validate(fileio.load_yaml(run / CONFIG_FILE))
     if (run / MODEL_FILE).is_file():
         _, meta = checkpoint.load_model_file(run / MODEL_FILE)
         if isinstance(meta.get("config"), dict):

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from matplotlib.ticker import PercentFormatter
 
-from .. import checkpoint
+from .. import fileio
 from ..config import Config, ConfigError
 from . import html as H
 from .compare import overlay_curves
@@ -281,6 +281,4 @@ def write_search_report(
         )
 
     subtitle = f"search folder {root.resolve()} · report written {time.strftime('%Y-%m-%d %H:%M')}"
-    return checkpoint.atomic_write_text(
-        out, H.page(f"barenet search: {root.name}", subtitle, sections)
-    )
+    return fileio.atomic_write_text(out, H.page(f"barenet search: {root.name}", subtitle, sections))

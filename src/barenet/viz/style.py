@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from ..checkpoint import atomic_write_bytes  # noqa: E402
+from ..fileio import atomic_write_bytes  # noqa: E402
 
 __all__ = [
     "DIVERGING",

@@ -1,0 +1,16 @@
+"""The project's own exception classes: what the CLI reports as "bad input" (exit 2).
+
+Every error that means "the input is wrong" (a config value, a data file, a checkpoint, a
+run folder) derives from :class:`UserError`, raised where the input is read, with a
+one-line message naming the file or key. Anything else that escapes is a bug.
+"""
+
+from __future__ import annotations
+
+
+class UserError(ValueError):
+    """Bad input: reported as one line on stderr, exit code 2."""
+
+
+class FileError(UserError):
+    """A file is missing, unreadable, malformed, or cannot be written."""
