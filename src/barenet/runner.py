@@ -26,13 +26,9 @@ from .data import (
     train_val_split,
 )
 from .models import build_model, input_shape
+from .rundir import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE
 from .train import callbacks as cb
 from .train.trainer import Trainer
-
-MODEL_FILE = "model.safetensors"
-CONFIG_FILE = "config.yaml"
-METRICS_FILE = "metrics.json"
-HISTORY_FILE = "history.csv"
 
 
 @dataclass

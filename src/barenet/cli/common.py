@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 EXIT_OK = 0
@@ -31,7 +30,9 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def default_out(name: str) -> Path:
-    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    from ..rundir import timestamped
+
+    return timestamped(name)
 
 
 def check_fresh(out: Path) -> None:

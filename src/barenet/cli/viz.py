@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 from .common import add_data_dir
@@ -38,10 +37,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from ..rundir import timestamped
     from ..viz import compare_runs
     from ..viz.compare import markdown_table
 
-    out = Path(args.out) if args.out else Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = Path(args.out) if args.out else timestamped("compare")
     rows = compare_runs(args.run_dirs, out, labels=args.labels)
     print(markdown_table(rows), end="")
     print(f"curves and tables in {out}")

@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import fileio
 from ..config import ConfigError, validate
+from ..rundir import EXPERIMENT_FILE as MANIFEST
 from ..runner import CONFIG_FILE, HISTORY_FILE, METRICS_FILE
 from .experiment_spec import (
     Experiment,
@@ -40,8 +41,6 @@ __all__ = [
     "resolve_experiment",
     "run_experiment",
 ]
-
-MANIFEST = "experiment.yaml"
 
 
 class ExperimentError(RuntimeError):

@@ -30,8 +30,8 @@ import yaml
 
 from .. import fileio
 from ..config import ConfigError, read_yaml, to_dict, validate
+from ..rundir import RUNS_DIR, experiment_out
 
-RUNS_DIR = "runs"
 KEYS = ("name", "description", "base", "base_config", "overrides", "seeds", "variants", "reference")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
@@ -288,6 +288,6 @@ def default_out(name: str, sets: Sequence[str] = ()) -> Path:
     """Fixed (no timestamp), so the same command resumes the same experiment; runs changed by
     ``--set`` get their own folder (named by a hash of the settings)."""
     if not sets:
-        return Path("runs") / "experiments" / name
+        return experiment_out(name)
     digest = hashlib.sha1("\n".join(sets).encode()).hexdigest()[:8]
-    return Path("runs") / "experiments" / f"{name}-set-{digest}"
+    return experiment_out(f"{name}-set-{digest}")

@@ -20,15 +20,11 @@ import numpy as np
 import yaml
 
 from .. import fileio
+from ..rundir import ACCURACY_PNG, CURVES_PNG, RESULTS_JSON, RESULTS_MD, RUNS_CSV
+from ..rundir import REPORT_FILE as REPORT_HTML
 from ..runner import HISTORY_FILE, METRICS_FILE
 from .experiment_spec import RUNS_DIR, Experiment
 
-RUNS_CSV = "runs.csv"
-RESULTS_MD = "results.md"
-RESULTS_JSON = "results.json"
-CURVES_PNG = "curves.png"
-ACCURACY_PNG = "accuracy.png"
-REPORT_HTML = "report.html"
 ZOOM = 10.0  # accuracy.png spans the variants within this many points of the best mean
 # runs.csv column -> metrics.json key
 RUN_METRICS = {

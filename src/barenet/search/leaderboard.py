@@ -18,12 +18,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from .. import fileio
 from ..config import to_dict
+from ..rundir import BEST_CONFIG_FILE as BEST_FILE
+from ..rundir import LEADERBOARD_CSV as CSV_FILE
+from ..rundir import LEADERBOARD_MD as MD_FILE
 from .space import Search
 from .study import interrupted_numbers
 
-CSV_FILE = "leaderboard.csv"
-MD_FILE = "leaderboard.md"
-BEST_FILE = "best_config.yaml"
 METRIC_COLUMNS = ["val_accuracy", "val_loss", "best_epoch", "epochs_run", "seconds"]
 _STATE_ORDER = {
     TrialState.COMPLETE: 0,

@@ -21,6 +21,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ..config import Config
+from ..rundir import trial_dir
 from ..train.callbacks import Callback
 from .space import Search
 from .storage import process_identity
@@ -29,10 +30,6 @@ from .study import interrupted_numbers
 TrainFn = Callable[..., dict[str, Any]]
 """``train_fn(cfg, out_dir, data_dir=..., extra_callbacks=..., progress=..., evaluate_test=...)``
 with :func:`barenet.runner.train_run`'s signature."""
-
-
-def trial_dir(out: str | Path, number: int) -> Path:
-    return Path(out) / "trials" / f"trial_{number:04d}"
 
 
 def one_line(err: BaseException) -> str:

@@ -27,8 +27,8 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
 from ..config import ConfigError
+from ..rundir import JOURNAL_FILE
 
-JOURNAL_FILE = "study.journal"
 HEARTBEAT_SECONDS = 20
 GRACE_SECONDS = 60
 

@@ -23,14 +23,12 @@ from threadpoolctl import threadpool_limits
 
 from .. import fileio
 from ..config import ConfigError, to_dict, validate
+from ..rundir import BEST_DIR, SEARCH_FILE, search_out
 from .leaderboard import best_config, best_trial, write_leaderboard
 from .objective import Objective, TrainFn
 from .space import Search
 from .storage import HOST, budget_lock, make_storage
 from .study import counted, make_sampler, on_stale_trial, open_study, recover
-
-SEARCH_FILE = "search.yaml"
-BEST_DIR = "best"
 
 
 class SearchError(RuntimeError):
@@ -65,7 +63,7 @@ class SearchResult:
 
 def default_out(study_name: str) -> Path:
     """Fixed (no timestamp), so the same command resumes the same study."""
-    return Path("runs") / "search" / study_name
+    return search_out(study_name)
 
 
 def _describe(search: Search, t: FrozenTrial) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..rundir import PLOTS_DIR
 from .confusion import plot_confusion, plot_per_class
 from .conv import plot_feature_maps, plot_kernels
 from .curves import plot_curves
@@ -206,7 +207,7 @@ def plot_run(
     if max_test is not None and max_test < 1:
         raise ValueError(f"max_test must be at least 1, got {max_test}")
     run = check_run_dir(run_dir)
-    out = Path(out_dir) if out_dir is not None else run / "plots"
+    out = Path(out_dir) if out_dir is not None else run / PLOTS_DIR
     groups = parse_what(what)
     res = PlotResult(out)
 

@@ -16,12 +16,11 @@ import yaml
 
 from .. import fileio
 from ..config import to_dict
+from ..rundir import PLOTS_DIR, REPORT_FILE
 from . import html as H
 from .plots import NEEDS_TEST_DATA, PLOTS, PlotResult, plot_run
 from .rundata import check_run_dir, has_values, read_config, read_history, read_metrics
 from .search_report import is_search_dir, write_search_report
-
-REPORT_FILE = "report.html"
 
 CAPTIONS = {
     "curves.png": "Loss and accuracy per epoch (train: running mean over the epoch in training "
@@ -155,7 +154,7 @@ def write_report(
     cfg = read_config(run)
     metrics = read_metrics(run)
     history = read_history(run)
-    result, note = _plots(run, out.parent / "plots", data_dir, max_test)
+    result, note = _plots(run, out.parent / PLOTS_DIR, data_dir, max_test)
     files = {p.name: p for p in result.all_files()}
     from ..data import CLASS_NAMES
 

@@ -19,11 +19,7 @@ import numpy as np
 from .. import checkpoint, fileio
 from ..config import Config, ConfigError, validate
 from ..errors import FileError
-
-HISTORY_FILE = "history.csv"
-METRICS_FILE = "metrics.json"
-CONFIG_FILE = "config.yaml"
-MODEL_FILE = "model.safetensors"
+from ..rundir import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE
 
 History = dict[str, np.ndarray]
 

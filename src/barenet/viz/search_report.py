@@ -19,13 +19,14 @@ from matplotlib.ticker import PercentFormatter
 
 from .. import fileio
 from ..config import Config, ConfigError
+from ..rundir import LEADERBOARD_CSV as LEADERBOARD
+from ..rundir import trial_dir
 from . import html as H
 from .compare import overlay_curves
 from .curves import spans_decades
 from .rundata import read_history
 from .style import closes_on_error, new_figure, save_figure
 
-LEADERBOARD = "leaderboard.csv"
 # Leaderboard columns shown around the searched values, in table order; the rest is bookkeeping.
 HEAD_COLUMNS = ("rank", "trial", "state")
 TAIL_COLUMNS = ("val_accuracy", "val_loss", "best_epoch", "epochs_run", "seconds", "reason")
@@ -167,7 +168,7 @@ def trial_folder(search_dir: Path, row: dict[str, str]) -> Path | None:
         return p if p.is_absolute() else search_dir / p
     number = _num(row.get("trial", row.get("number")))
     if math.isfinite(number):
-        return search_dir / "trials" / f"trial_{int(number):04d}"
+        return trial_dir(search_dir, int(number))
     return None
 
 
