@@ -194,6 +194,6 @@ def test_fingerprint_and_out_folder_guard(tmp_path, capsys):
     capsys.readouterr()
     assert main(["search", str(changed), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
-    assert "different search config" in err and "space" in err and "\n" not in err
+    assert "different config" in err and "space" in err and "\n" not in err
     assert main(["search", str(changed), "--out", str(out), "--study", "other"]) == 2
     assert "holds the search of study 'f'" in capsys.readouterr().err

@@ -9,7 +9,14 @@ import optuna
 import pytest
 
 from barenet.config import ConfigError
-from barenet.search import SearchJob, make_storage, open_study, resolve_search, run_search
+from barenet.search import (
+    SearchJob,
+    SearchTask,
+    make_storage,
+    open_study,
+    resolve_search,
+    run_search,
+)
 from barenet.search.study import counted
 from barenet.train.trainer import TrainingDiverged
 
@@ -116,7 +123,7 @@ def test_trials_of_a_dead_worker_are_failed_and_retried(tmp_path):
     quality = {0.1: 0.8, 0.05: 0.7, 0.01: 0.9}
     s = search({"optim.lr": list(quality)}, sampler="grid")
     storage = make_storage(None, tmp_path)
-    study = open_study(s, storage)
+    study = open_study(SearchTask(s), storage)
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,

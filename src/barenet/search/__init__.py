@@ -1,39 +1,57 @@
 """Hyperparameter search on Optuna: grid, random and TPE samplers, pruning, resumable studies,
 many workers on one machine (journal file) or many (PostgreSQL), a leaderboard.
 
-Names are imported on first use, so modules of this package that do not need Optuna (the
-experiment runner) do not pay for importing it.
+The engine (``storage``, ``journal``, ``study``, ``objective``, ``workers``) runs any
+:class:`~barenet.search.task.StudyTask`; ``barenet.experiment`` runs on it too.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .leaderboard import best_config, best_trial, trial_rows, write_leaderboard
+from .objective import Objective, TrialReporter
+from .space import Param, RangeSpec, Search, SearchConfig, load_search, resolve_search
+from .storage import make_storage
+from .study import counted, make_pruner, make_sampler, open_study
+from .task import SearchTask, StudyTask
+from .workers import (
+    SearchError,
+    SearchJob,
+    SearchResult,
+    StudyJob,
+    default_out,
+    retrain_best,
+    run_search,
+    run_study,
+    run_worker,
+)
 
-_EXPORTS = {
-    ".leaderboard": ["best_config", "best_trial", "trial_rows", "write_leaderboard"],
-    ".objective": ["Objective", "TrialReporter"],
-    ".space": ["Param", "RangeSpec", "Search", "SearchConfig", "load_search", "resolve_search"],
-    ".storage": ["make_storage"],
-    ".study": ["counted", "make_pruner", "make_sampler", "open_study"],
-    ".workers": [
-        "SearchError",
-        "SearchJob",
-        "SearchResult",
-        "default_out",
-        "retrain_best",
-        "run_search",
-        "run_worker",
-    ],
-}
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name], __name__), name)
-    globals()[name] = value
-    return value
+__all__ = [
+    "Objective",
+    "Param",
+    "RangeSpec",
+    "Search",
+    "SearchConfig",
+    "SearchError",
+    "SearchJob",
+    "SearchResult",
+    "SearchTask",
+    "StudyJob",
+    "StudyTask",
+    "TrialReporter",
+    "best_config",
+    "best_trial",
+    "counted",
+    "default_out",
+    "load_search",
+    "make_pruner",
+    "make_sampler",
+    "make_storage",
+    "open_study",
+    "resolve_search",
+    "retrain_best",
+    "run_search",
+    "run_study",
+    "run_worker",
+    "trial_rows",
+    "write_leaderboard",
+]

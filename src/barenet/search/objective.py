@@ -1,5 +1,6 @@
-"""One trial: sample a config, train it on the (subset of the) training data, score it on the
-validation split, report every epoch to the pruner.
+"""One trial of a study (a search or an experiment): its task gives the config, it trains on
+the (subset of the) training data, is scored on the validation split and reports every epoch
+to the pruner.
 
 The result of each trial lives in its user attrs (``val_accuracy``, ``val_loss``,
 ``best_epoch``, ``epochs_run``, ``seconds``, ``run_dir``, ``fail_reason``), so the leaderboard
@@ -9,6 +10,7 @@ can be rebuilt from the storage alone, and in its run folder ``trials/trial_NNNN
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import time
@@ -18,14 +20,10 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.trial import TrialState
 
-from ..config import Config
-from ..rundir import trial_dir
 from ..train.callbacks import Callback
-from .space import Search
 from .storage import process_identity
-from .study import interrupted_numbers
+from .task import StudyTask
 
 TrainFn = Callable[..., dict[str, Any]]
 """``train_fn(cfg, out_dir, data_dir=..., extra_callbacks=..., progress=..., evaluate_test=...)``
@@ -86,39 +84,51 @@ def _default_train_fn() -> TrainFn:
     return train_run
 
 
+# Errors from outside the trial: it is re-queued on the next run, never a final FAIL.
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+# metrics of train_fn's result kept in the trial's user attrs (the tables are built from them)
+STORED_METRICS = (
+    "final_val_accuracy",
+    "test_accuracy",
+    "train_seconds",
+    "parameters",
+)
+
+
+def environmental(err: BaseException) -> OSError | None:
+    """The full-disk (or quota) error behind ``err``, if that is what stopped it."""
+    seen: set[int] = set()
+    e: BaseException | None = err
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in _ENVIRONMENT_ERRNOS:
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
 class Objective:
-    """The callable handed to ``study.optimize``. ``before`` runs first (the budget lock is
-    released there: the trial exists by then)."""
+    """The callable handed to ``study.optimize``: ``task.prepare`` gives the trial's config and
+    run folder, ``train_fn`` trains it. ``before`` runs first (the budget lock is released
+    there: the trial exists by then). A trial stopped from outside (Ctrl-C, a full disk) is
+    marked ``interrupted``; after a full disk ``stopped`` holds the error, and the worker
+    stops: the next run re-queues the trial."""
 
     def __init__(
         self,
-        search: Search,
+        task: StudyTask,
         out: str | Path,
         data_dir: str | None = None,
         train_fn: TrainFn | None = None,
         before: Callable[[], None] | None = None,
     ) -> None:
-        self.search = search
+        self.task = task
         self.out = Path(out)
         self.data_dir = data_dir
         self.train_fn = train_fn or _default_train_fn()
         self.before = before
         self.last_number: int | None = None
-
-    def _duplicate_of(self, trial: optuna.Trial) -> int | None:
-        """A lower-numbered live trial with the same grid point (a race without a lock)."""
-        trials = trial.study.get_trials(deepcopy=False)
-        gone = interrupted_numbers(trials)
-        for t in trials:
-            if (
-                t.number < trial.number
-                and t.number not in gone
-                and t.params == trial.params
-                and "duplicate_of" not in t.user_attrs
-                and t.state != TrialState.WAITING
-            ):
-                return t.number
-        return None
+        self.stopped: str | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
         if self.before is not None:
@@ -126,29 +136,22 @@ class Objective:
         self.last_number = trial.number
         for key, value in process_identity().items():
             trial.set_user_attr(key, value)
-        values = {p.name: p.suggest(trial) for p in self.search.params}
-        if self.search.config.sampler == "grid":
-            dup = self._duplicate_of(trial)
-            if dup is not None:
-                trial.set_user_attr("duplicate_of", dup)
-                raise optuna.TrialPruned(f"duplicate of trial {dup}")
-        cfg: Config = self.search.make_config(values)
-        cfg.name = f"{self.search.study_name}-trial{trial.number}"
-        run_dir = trial_dir(self.out, trial.number)
+        cfg, run_dir = self.task.prepare(trial, self.out)
         trial.set_user_attr("run_dir", os.path.relpath(run_dir, self.out))
-        reporter = TrialReporter(trial, self.search.config.objective)
+        key = self.task.objective_key
+        reporter = TrialReporter(trial, key)
         start = time.perf_counter()
         try:
             # A diverging trial is reported by the trainer (TrainingDiverged); NumPy's
             # overflow warnings on the way there are noise in a search log.
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                self.train_fn(
+                metrics = self.train_fn(
                     cfg,
                     run_dir,
                     data_dir=self.data_dir,
                     extra_callbacks=(reporter,),
                     progress=False,
-                    evaluate_test=False,
+                    evaluate_test=self.task.evaluate_test,
                 )
         except optuna.TrialPruned:
             self._record(trial, reporter, start)
@@ -158,22 +161,38 @@ class Objective:
             trial.set_user_attr("interrupted", True)
             raise
         except Exception as err:
+            full = environmental(err)
+            if full is not None:
+                where = full.filename or run_dir
+                self.stopped = f"cannot write {where}: {full.strerror or full}"
+                trial.set_user_attr("fail_reason", f"interrupted: {self.stopped}"[:500])
+                trial.set_user_attr("interrupted", True)
+                raise
             self._record(trial, reporter, start)
             trial.set_user_attr("fail_reason", one_line(err)[:500])
             raise
-        summary = self._record(trial, reporter, start)
-        key = self.search.config.objective
+        summary = self._record(trial, reporter, start, metrics)
         if key not in summary or not math.isfinite(summary[key]):
             reason = f"no finite {key} was reported"
             trial.set_user_attr("fail_reason", reason)
             raise RuntimeError(reason)
         return summary[key]
 
-    def _record(self, trial: optuna.Trial, reporter: TrialReporter, start: float) -> dict:
+    def _record(
+        self,
+        trial: optuna.Trial,
+        reporter: TrialReporter,
+        start: float,
+        metrics: dict[str, Any] | None = None,
+    ) -> dict:
         summary = reporter.summary()
         summary["seconds"] = round(time.perf_counter() - start, 3)
-        for key, value in summary.items():
+        for name in STORED_METRICS:
+            value = (metrics or {}).get(name)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                summary[name] = value
+        for name, value in summary.items():
             trial.set_user_attr(
-                key, value if not isinstance(value, float) or math.isfinite(value) else None
+                name, value if not isinstance(value, float) or math.isfinite(value) else None
             )
         return summary

@@ -22,12 +22,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import filelock
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend
 
 from ..config import ConfigError
 from ..rundir import JOURNAL_FILE
+from .journal import JournalLock, SafeJournalBackend
 
 HEARTBEAT_SECONDS = 20
 GRACE_SECONDS = 60
@@ -53,8 +54,8 @@ def make_storage(
     if storage is None or not is_url(storage):
         path = Path(storage) if storage else default_storage_path(out)
         path.parent.mkdir(parents=True, exist_ok=True)
-        lock = JournalFlock(path.with_name(path.name + ".flock"))
-        return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+        lock = JournalLock(path.with_name(path.name + ".flock"))
+        return JournalStorage(SafeJournalBackend(path, lock))
     url = _with_driver(storage)
     try:
         for attempt in range(3):
@@ -126,34 +127,20 @@ class BudgetLock:
 
 
 class FileLock(BudgetLock):
-    """``flock`` on a side file: exclusive among local processes, freed if one dies."""
+    """A lock file (``filelock``: ``flock`` on POSIX, ``msvcrt`` on Windows): exclusive among
+    local processes, freed by the kernel if its holder dies."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._fd: int | None = None
+        self._lock = filelock.FileLock(str(self.path), thread_local=False)
 
     def acquire(self) -> None:
-        import fcntl
-
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        self._fd = fd
+        self._lock.acquire()
 
     def release(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)  # closing drops the flock
-
-
-class JournalFlock(FileLock):
-    """The journal's write lock as an ``flock``: the kernel frees it when its holder dies.
-    (Optuna's default symlink lock, left behind by a killed worker, stalls the others for its
-    30 s grace period.)"""
-
-    def acquire(self) -> bool:  # the signature Optuna's journal backend expects
-        super().acquire()
-        return True
+        if self._lock.is_locked:
+            self._lock.release(force=True)
 
 
 class PostgresAdvisoryLock(BudgetLock):
@@ -226,6 +213,8 @@ def is_dead(attrs: dict[str, Any]) -> bool:
     if attrs.get("host") != HOST or "pid" not in attrs:
         return False
     pid = int(attrs["pid"])
+    if pid == os.getpid():  # recover() never runs while this process trains a trial
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -28,6 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ..config import ConfigError
 from .space import Search
 from .storage import is_dead
+from .task import StudyTask
 
 FINGERPRINT_ATTR = "barenet_search"
 
@@ -115,25 +116,28 @@ def _diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 
 
 def open_study(
-    search: Search, storage: BaseStorage, sampler: BaseSampler | None = None, create: bool = True
+    task: StudyTask,
+    storage: BaseStorage,
+    sampler: BaseSampler | None = None,
+    create: bool = True,
 ) -> optuna.Study:
-    """Create or load the study; a study made from a different search config is refused."""
+    """Create or load the task's study; a study made from a different config is refused."""
     kwargs = {
-        "study_name": search.study_name,
+        "study_name": task.study_name,
         "storage": storage,
-        "sampler": sampler or make_sampler(search),
-        "pruner": make_pruner(search),
+        "sampler": sampler or task.sampler(0, False, ""),
+        "pruner": task.pruner(),
     }
     if create:
-        study = optuna.create_study(direction=search.direction, load_if_exists=True, **kwargs)
+        study = optuna.create_study(direction=task.direction, load_if_exists=True, **kwargs)
     else:
         study = optuna.load_study(**kwargs)
-    if study.direction.name.lower() != search.direction:
+    if study.direction.name.lower() != task.direction:
         raise ConfigError(
-            f"study '{search.study_name}' exists with direction "
+            f"study '{task.study_name}' exists with direction "
             f"{study.direction.name.lower()}; use another --study"
         )
-    mine = search.fingerprint()
+    mine = task.fingerprint()
     stored = study.user_attrs.get(FINGERPRINT_ATTR)
     if stored is None and create:
         study.set_user_attr(FINGERPRINT_ATTR, json.dumps(mine, sort_keys=True))
@@ -141,8 +145,8 @@ def open_study(
         theirs = json.loads(stored)
         if theirs != json.loads(json.dumps(mine)):
             raise ConfigError(
-                f"study '{search.study_name}' was created from a different search "
-                f"config (differs in: {', '.join(_diff(theirs, mine))}); "
+                f"study '{task.study_name}' was created from a different config "
+                f"(differs in: {', '.join(_diff(theirs, mine))}); "
                 "resume it with the same config, or use another --study/--out"
             )
     return study
@@ -160,15 +164,15 @@ def counted(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     return [t for t in trials if t.number not in gone and "duplicate_of" not in t.user_attrs]
 
 
-MAX_ATTEMPTS = 3  # a config that kills its worker every time (say, out of memory) gives up
-
-
-def enqueue_retry(study: optuna.Study, trial: FrozenTrial) -> bool:
+def enqueue_retry(study: optuna.Study, trial: FrozenTrial) -> None:
     """Queue a re-run of an interrupted trial with the same parameters (and grid point).
-    Returns False (and queues nothing) once the trial used its ``MAX_ATTEMPTS``."""
+
+    Interruptions come from outside the trial (Ctrl-C, SIGTERM/SIGKILL, a dead worker, a full
+    disk), so they are retried as often as they happen and never count as the trial's own
+    failure: a grid point interrupted any number of times still ends COMPLETE. A trial that
+    fails by itself (divergence, an exception from its config) is final: its config is
+    deterministic, so a retry would fail the same way."""
     attempt = int(trial.user_attrs.get("attempt", 1))
-    if attempt >= MAX_ATTEMPTS:
-        return False
     system = {k: v for k, v in trial.system_attrs.items() if k in ("grid_id", "search_space")}
     study.add_trial(
         optuna.trial.create_trial(
@@ -179,7 +183,6 @@ def enqueue_retry(study: optuna.Study, trial: FrozenTrial) -> bool:
             system_attrs=system,
         )
     )
-    return True
 
 
 def on_stale_trial(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -187,12 +190,19 @@ def on_stale_trial(study: optuna.Study, trial: FrozenTrial) -> None:
     enqueue_retry(study, trial)
 
 
-def recover(study: optuna.Study, storage: BaseStorage) -> list[int]:
-    """Fail and re-queue the running trials of workers that died on this host; also re-queue
-    interrupted FAIL trials that have no retry yet. Call under the budget lock.
+def is_interrupted(t: FrozenTrial) -> bool:
+    """A FAIL trial stopped from outside (see :func:`enqueue_retry`), or one of a worker that
+    stopped sending heartbeats (no ``fail_reason``: its worker never got to write one)."""
+    return t.state == TrialState.FAIL and bool(
+        t.user_attrs.get("interrupted") or "fail_reason" not in t.user_attrs
+    )
 
-    Returns the numbers of the trials re-queued.
-    """
+
+def recover(study: optuna.Study, storage: BaseStorage, stopped: bool = True) -> list[int]:
+    """Fail and re-queue the running trials of workers that died on this host and, with
+    ``stopped``, the interrupted FAIL trials that have no retry yet (at the start of a
+    command: within one, a trial stopped by a full disk would only fail again). Call under
+    the budget lock. Returns the numbers of the trials re-queued."""
     with_heartbeat = isinstance(storage, optuna.storages.RDBStorage)
     if with_heartbeat:
         optuna.storages.fail_stale_trials(study)  # retries via on_stale_trial
@@ -204,12 +214,7 @@ def recover(study: optuna.Study, storage: BaseStorage) -> list[int]:
         if t.number in retried:
             continue
         dead_runner = t.state == TrialState.RUNNING and is_dead(t.user_attrs)
-        stopped = (
-            t.state == TrialState.FAIL
-            and t.user_attrs.get("interrupted")
-            and int(t.user_attrs.get("attempt", 1)) < MAX_ATTEMPTS
-        )
-        if not (dead_runner or stopped):
+        if not (dead_runner or (stopped and is_interrupted(t))):
             continue
         if dead_runner:
             tid = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
@@ -220,6 +225,12 @@ def recover(study: optuna.Study, storage: BaseStorage) -> list[int]:
             storage.set_trial_user_attr(tid, "interrupted", True)
             storage.set_trial_state_values(tid, TrialState.FAIL)
             t = storage.get_trial(tid)
-        if enqueue_retry(study, t):
-            requeued.append(t.number)
+        enqueue_retry(study, t)
+        requeued.append(t.number)
     return requeued
+
+
+def pending_interrupted(trials: Sequence[FrozenTrial]) -> list[int]:
+    """Interrupted trials not re-queued yet: the next command runs them again."""
+    retried = interrupted_numbers(trials)
+    return [t.number for t in trials if is_interrupted(t) and t.number not in retried]

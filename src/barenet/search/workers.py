@@ -1,4 +1,4 @@
-"""Run a search: one or many worker processes on one study, then the leaderboard.
+"""Run a study (a search or an experiment): one or many worker processes, then its outputs.
 
 Each worker loops: take the budget lock, fail/re-queue trials of dead workers, stop if the
 study already holds its budget of trials, else create the next trial (the lock is released
@@ -23,22 +23,39 @@ from threadpoolctl import threadpool_limits
 
 from .. import fileio
 from ..config import ConfigError, to_dict, validate
-from ..rundir import BEST_DIR, SEARCH_FILE, search_out
-from .leaderboard import best_config, best_trial, write_leaderboard
+from ..errors import UserError
+from ..rundir import BEST_DIR, search_out
+from .leaderboard import best_config, best_trial
 from .objective import Objective, TrainFn
 from .space import Search
 from .storage import HOST, budget_lock, make_storage
-from .study import counted, make_sampler, on_stale_trial, open_study, recover
+from .study import counted, on_stale_trial, open_study, pending_interrupted, recover
+from .task import SearchTask, StudyTask
 
 
 class SearchError(RuntimeError):
-    """The search could not finish (a worker process died)."""
+    """The study could not finish (a worker process died, or a full disk stopped a trial);
+    finished trials are kept and the same command resumes."""
+
+
+@dataclass
+class StudyJob:
+    """Everything a worker needs; picklable (``log`` and ``train_fn`` must be too when
+    ``workers > 1``)."""
+
+    task: StudyTask
+    out: Path
+    storage: str | None = None
+    trials: int | None = None
+    workers: int = 1
+    data_dir: str | None = None
+    log: Callable[[str], None] | None = None
+    train_fn: TrainFn | None = None
 
 
 @dataclass
 class SearchJob:
-    """Everything a worker needs; picklable (``log`` and ``train_fn`` must be too when
-    ``workers > 1``)."""
+    """A ``barenet search`` run: a :class:`~barenet.search.space.Search` and the options."""
 
     search: Search
     out: Path
@@ -48,6 +65,10 @@ class SearchJob:
     data_dir: str | None = None
     log: Callable[[str], None] | None = None
     train_fn: TrainFn | None = None
+
+    def study_job(self) -> StudyJob:
+        fields = {k: v for k, v in vars(self).items() if k != "search"}
+        return StudyJob(task=SearchTask(self.search), **fields)
 
 
 @dataclass
@@ -59,6 +80,7 @@ class SearchResult:
     states: dict[str, int]
     rows: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] | None = None
+    interrupted: list[int] = field(default_factory=list)  # re-queued by the next run
 
 
 def default_out(study_name: str) -> Path:
@@ -66,52 +88,35 @@ def default_out(study_name: str) -> Path:
     return search_out(study_name)
 
 
-def _describe(search: Search, t: FrozenTrial) -> str:
-    values = search.decode(t.params)
-    shown = " ".join(f"{k}={_short(v)}" for k, v in values.items())
-    metric = search.config.objective
-    if t.state == TrialState.COMPLETE:
-        result = f"{metric} {t.value:.4f}"
-    elif t.state == TrialState.PRUNED and "duplicate_of" in t.user_attrs:
-        result = f"duplicate of trial {t.user_attrs['duplicate_of']}"
-    elif t.state == TrialState.PRUNED:
-        result = f"after {t.user_attrs.get('epochs_run')} epoch(s)"
-    else:
-        result = t.user_attrs.get("fail_reason", "")
-    secs = t.user_attrs.get("seconds")
-    tail = f"  ({secs:.1f} s)" if isinstance(secs, (int, float)) else ""
-    return f"trial {t.number:>4} {t.state.name:<8} {result}  {shown}{tail}"
+def _say(job: StudyJob, msg: str) -> None:
+    if job.log is not None:
+        with contextlib.suppress(OSError):  # e.g. stdout piped into `head`: keep going
+            job.log(msg)
 
 
-def _short(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v).replace(" ", "")
-
-
-def run_worker(job: SearchJob, index: int = 0, parallel: bool = False) -> int:
+def run_worker(job: StudyJob, index: int = 0, parallel: bool = False) -> int:
     """Run trials until the study holds its budget; returns how many this worker ran."""
-    search, out = job.search, Path(job.out)
-    budget = search.budget(job.trials)
+    task, out = job.task, Path(job.out)
+    budget = task.budget(job.trials)
     storage = make_storage(job.storage, out, on_stale=on_stale_trial)
-    lock = budget_lock(storage, job.storage, out, search.study_name)
+    lock = budget_lock(storage, job.storage, out, task.study_name)
     salt = HOST if job.storage else ""  # distinct TPE seeds on different machines
-    sampler = make_sampler(search, index, parallel or job.storage is not None, salt)
-    study = open_study(search, storage, sampler, create=False)
-    objective = Objective(search, out, job.data_dir, job.train_fn, before=lock.release)
+    sampler = task.sampler(index, parallel or job.storage is not None, salt)
+    study = open_study(task, storage, sampler, create=False)
+    objective = Objective(task, out, job.data_dir, job.train_fn, before=lock.release)
     tag = f"[worker {index}] " if parallel else ""
 
     def after(study: optuna.Study, trial: FrozenTrial) -> None:
-        write_leaderboard(out, study, search)
-        if job.log is not None:
-            with contextlib.suppress(OSError):  # e.g. stdout piped into `head`: keep going
-                job.log(tag + _describe(search, trial))
+        task.write_outputs(out, study)
+        _say(job, tag + task.describe(trial))
 
     ran = 0
     while ran < 2 * budget + 10:  # a guard: each pass normally uses one unit of budget
         lock.acquire()
         try:
-            requeued = recover(study, storage)
-            if requeued and job.log is not None:
-                job.log(f"{tag}re-queued interrupted trial(s) {requeued}")
+            requeued = recover(study, storage, stopped=False)
+            if requeued:
+                _say(job, f"{tag}re-queued trial(s) {requeued} of a dead worker")
             claimed = counted(study.get_trials(deepcopy=False))
             waiting = any(t.state == TrialState.WAITING for t in claimed)
             # a queued retry already holds its budget slot; ask() pops it before creating
@@ -123,10 +128,15 @@ def run_worker(job: SearchJob, index: int = 0, parallel: bool = False) -> int:
             ran += 1
         finally:
             lock.release()
+        if objective.stopped is not None:
+            raise SearchError(
+                f"trial {objective.last_number} stopped: {objective.stopped}; finished "
+                "trials are kept: free some space and run the same command again"
+            )
     return ran
 
 
-def _worker_main(job: SearchJob, index: int) -> None:
+def _worker_main(job: StudyJob, index: int) -> None:
     """Entry point of a spawned worker: one BLAS thread, so N workers share N cores."""
     threadpool_limits(1)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -139,11 +149,11 @@ def _worker_main(job: SearchJob, index: int) -> None:
         sys.exit(1)
 
 
-def _spawn(job: SearchJob) -> tuple[list[int], list[int]]:
+def _spawn(job: StudyJob) -> tuple[list[int], list[int]]:
     """Run the workers; returns their pids and exit codes."""
     ctx = mp.get_context("spawn")
     procs = [
-        ctx.Process(target=_worker_main, args=(job, i), name=f"barenet-search-{i}")
+        ctx.Process(target=_worker_main, args=(job, i), name=f"barenet-worker-{i}")
         for i in range(job.workers)
     ]
     for p in procs:
@@ -162,45 +172,35 @@ def _spawn(job: SearchJob) -> tuple[list[int], list[int]]:
     return [p.pid or 0 for p in procs], [p.exitcode or 0 for p in procs]
 
 
-def _check_out(out: Path, search: Search) -> None:
-    path = out / SEARCH_FILE
-    if path.exists():
-        old = fileio.load_yaml(path) or {}
-        name = old.get("study") if isinstance(old, dict) else None
-        if name is not None and name != search.study_name:
-            raise ConfigError(
-                f"{out} holds the search of study '{name}'; "
-                f"use another --out for study '{search.study_name}'"
-            )
-
-
-def run_search(job: SearchJob) -> SearchResult:
-    """Create or resume the study, run ``job.workers`` workers, write the leaderboard."""
-    search, out = job.search, Path(job.out)
+def run_study(job: StudyJob, describe: str = "") -> SearchResult:
+    """Create or resume the task's study, run ``job.workers`` workers (in this process for
+    one), write the task's outputs. ``describe`` begins the first log line."""
+    task, out = job.task, Path(job.out)
     if job.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {job.workers}")
-    budget = search.budget(job.trials)
+    budget = task.budget(job.trials)
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
-        _check_out(out, search)
+        task.check_out(out)
         out.mkdir(parents=True, exist_ok=True)
         storage = make_storage(job.storage, out, on_stale=on_stale_trial)
-        study = open_study(search, storage, create=True)
-        fileio.save_yaml(out / SEARCH_FILE, {**search.resolved(), "trials": budget})
-        with budget_lock(storage, job.storage, out, search.study_name):
+        study = open_study(task, storage, create=True)
+        fileio.save_yaml(out / task.manifest, task.resolved(budget))
+        with budget_lock(storage, job.storage, out, task.study_name):
+            task.seed_study(study, out)
             requeued = recover(study, storage)
         existing = study.get_trials(deepcopy=False)
-        before, seen = len(counted(existing)), {t.number for t in existing}
-        if job.log is not None:
-            where = "" if job.storage is None else f", storage {job.storage.split('@')[-1]}"
-            job.log(
-                f"search '{search.study_name}': {search.config.sampler} sampler, "
-                f"{budget} trials ({before} already in the study), "
-                f"{job.workers} worker(s) -> {out}{where}"
-            )
-            if requeued:
-                job.log(f"re-queued interrupted trial(s) {requeued}")
+        seen = {t.number for t in existing if t.state != TrialState.WAITING}
+        done = sum(t.state != TrialState.WAITING for t in counted(existing))
+        where = "" if job.storage is None else f", storage {job.storage.split('@')[-1]}"
+        _say(
+            job,
+            f"{describe or task.study_name}: {budget} trials ({done} already done), "
+            f"{job.workers} worker(s) -> {out}{where}",
+        )
+        if requeued:
+            _say(job, f"re-queued interrupted trial(s) {requeued}")
         try:
             if job.workers == 1:
                 # one BLAS thread here too: results do not depend on --workers, and a lone
@@ -210,10 +210,11 @@ def run_search(job: SearchJob) -> SearchResult:
                 pids, codes = [os.getpid()], [0]
             else:
                 pids, codes = _spawn(job)
-        except KeyboardInterrupt:
-            write_leaderboard(out, study, search)  # what was done, and what was interrupted
+        except (KeyboardInterrupt, SearchError):
+            with contextlib.suppress(OSError, UserError):
+                task.write_outputs(out, study)  # what was done, and what was interrupted
             raise
-        rows = write_leaderboard(out, study, search)
+        rows = task.write_outputs(out, study)
     finally:
         optuna.logging.set_verbosity(verbosity)
     trials = study.get_trials(deepcopy=False)
@@ -229,7 +230,9 @@ def run_search(job: SearchJob) -> SearchResult:
         and t.user_attrs.get("host") == HOST
         and t.user_attrs.get("pid") in pids
     )
-    result = SearchResult(out, search.study_name, budget, ran, states, rows, best)
+    result = SearchResult(
+        out, task.study_name, budget, ran, states, rows, best, pending_interrupted(trials)
+    )
     bad = [i for i, c in enumerate(codes) if c != 0]
     if bad:
         raise SearchError(
@@ -239,13 +242,21 @@ def run_search(job: SearchJob) -> SearchResult:
     return result
 
 
+def run_search(job: SearchJob) -> SearchResult:
+    """Create or resume the search's study, run its workers, write the leaderboard."""
+    search = job.search
+    return run_study(
+        job.study_job(), f"search '{search.study_name}': {search.config.sampler} sampler"
+    )
+
+
 def retrain_best(job: SearchJob, progress: bool = True) -> dict[str, Any]:
     """Train the best trial's config on the full training set (validation split kept) into
     ``OUT/best`` and evaluate it once on the test set. Returns the run's metrics plus
     ``trial`` and ``run_dir``. A finished retrain of the same config is not repeated."""
     search, out = job.search, Path(job.out)
     storage = make_storage(job.storage, out)
-    study = open_study(search, storage, create=False)
+    study = open_study(SearchTask(search), storage, create=False)
     best = best_trial(study, search)
     if best is None:
         raise SearchError("no completed trial yet: nothing to retrain")
