@@ -17,8 +17,11 @@ An experiment folder (``barenet experiment``)::
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
+
+from .errors import UserError
 
 # -- a run folder --------------------------------------------------------------------------
 CONFIG_FILE = "config.yaml"  # the resolved config
@@ -58,6 +61,20 @@ def trial_dir(out: str | Path, number: int) -> Path:
 def timestamped(prefix: str) -> Path:
     """``runs/PREFIX-YYYYmmdd-HHMMSS``: the default folder of a run or a comparison."""
     return OUTPUT_ROOT / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def check_name(name: str, what: str) -> str:
+    """A study, experiment or variant name: it names a folder under the output root, so
+    letters, digits, ``_ - . +`` only, not starting with a dot (no ``..``, no ``/``)."""
+    if not isinstance(name, str) or not _NAME.match(name) or len(name) > 200:
+        raise UserError(
+            f"{what} '{name}' must be letters, digits, '_', '-', '.' or '+' "
+            "(it names a folder), starting with a letter or digit"
+        )
+    return name
 
 
 def search_out(study_name: str) -> Path:

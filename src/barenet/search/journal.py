@@ -89,6 +89,8 @@ class SafeJournalBackend(JournalFileBackend):
         """Truncate a last record without its newline (a write cut short); returns the size.
         Every append ends with a newline, so only a torn write leaves another last byte."""
         size = good = os.fstat(fd).st_size
+        if size == 0:
+            return 0
         while good > 0:
             start = max(0, good - 4096)
             chunk = os.pread(fd, good - start, start)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from .. import fileio
@@ -22,6 +23,7 @@ from ..rundir import BEST_CONFIG_FILE as BEST_FILE
 from ..rundir import LEADERBOARD_CSV as CSV_FILE
 from ..rundir import LEADERBOARD_MD as MD_FILE
 from .space import Search
+from .storage import write_output
 from .study import interrupted_numbers
 
 METRIC_COLUMNS = ["val_accuracy", "val_loss", "best_epoch", "epochs_run", "seconds"]
@@ -160,11 +162,12 @@ def write_leaderboard(
     """Write leaderboard.csv, leaderboard.md and best_config.yaml (once a trial completed)."""
     out = Path(out)
     rows = trial_rows(study, search)
-    fileio.atomic_write_text(out / CSV_FILE, to_csv(rows, columns(search)))
-    fileio.atomic_write_text(out / MD_FILE, to_markdown(rows, search, top_k or search.config.top_k))
+    write_output(out / CSV_FILE, to_csv(rows, columns(search)))
+    write_output(out / MD_FILE, to_markdown(rows, search, top_k or search.config.top_k))
     best = best_trial(study, search)
     if best is not None:
-        fileio.save_yaml(out / BEST_FILE, best_config(search, best))
+        data = fileio.to_jsonable(best_config(search, best))
+        write_output(out / BEST_FILE, yaml.safe_dump(data, sort_keys=False))
     return rows
 
 

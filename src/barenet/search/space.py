@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..config import Config, ConfigError, read_yaml, set_path, to_dict, validate
+from ..rundir import check_name
 
 HIDDEN_KEY = "model.hidden"
 SAMPLERS = ("grid", "random", "tpe")
@@ -189,6 +190,8 @@ class Search:
     def budget(self, trials: int | None = None) -> int:
         """Total trials for the study: ``trials`` (or the config's); a grid never exceeds its
         size."""
+        if trials is not None and trials < 1:
+            raise ConfigError(f"--trials must be at least 1, got {trials}")
         n = trials if trials is not None else self.config.trials
         if self.config.sampler == "grid":
             return min(n, self.grid_size) if n is not None else self.grid_size
@@ -340,6 +343,7 @@ def resolve_search(data: Any, root: str | Path = ".", source: str = "search") ->
                 "use 'pruner: none' (or random/tpe to prune)"
             )
     name = cfg.study or (Path(source).stem if source != "search" else "search")
+    check_name(name, "study name")
     search = Search(cfg, base, params, name, source=source, root=root)
     _check_values(search)
     return search
@@ -351,7 +355,5 @@ def load_search(path: str | Path, study: str | None = None) -> Search:
     data = read_yaml(path)
     search = resolve_search(data, root=path.parent, source=str(path))
     if study is not None:
-        if not study.strip():
-            raise ConfigError("--study: the study name cannot be empty")
-        search.study_name = study
+        search.study_name = check_name(study, "study name")
     return search

@@ -26,12 +26,23 @@ import filelock
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 
+from .. import fileio
 from ..config import ConfigError
+from ..errors import FileError
 from ..rundir import JOURNAL_FILE
 from .journal import JournalLock, SafeJournalBackend
 
 HEARTBEAT_SECONDS = 20
 GRACE_SECONDS = 60
+
+
+def write_output(path: str | Path, text: str) -> Path:
+    """``fileio.atomic_write_text`` (the old file stays whole on failure), with a failure such
+    as a full disk reported as a FileError naming the file."""
+    try:
+        return fileio.atomic_write_text(path, text)
+    except OSError as err:
+        raise FileError(f"cannot write {path}: {err.strerror or err}") from None
 
 
 def default_storage_path(out: str | Path) -> Path:

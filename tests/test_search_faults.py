@@ -1,0 +1,213 @@
+"""Searches survive real life: torn journal records, a full disk, repeated interruptions.
+
+The full-disk test mounts a small tmpfs (we run as root in CI and in the sandbox) and fills
+it during a real ``barenet search``; the interruption tests send SIGINT and SIGKILL to the
+process group of a real search at its first trial.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from barenet.errors import FileError
+from barenet.search import SearchJob, make_storage, resolve_search, run_search
+from barenet.search.journal import SafeJournalBackend
+from barenet.search.study import counted
+
+DATA = os.environ["BARENET_DATA"]
+COMPLETE = optuna.trial.TrialState.COMPLETE
+BASE = {"seed": 3, "model": {"sizes": [784, 16, 10]}, "train": {"epochs": 1, "batch_size": 64}}
+GRID = {"optim.lr": [0.1, 0.05], "model.hidden": [8, 16]}
+POINTS = {(lr, h) for lr in (0.1, 0.05) for h in (8, 16)}
+
+
+def quick_train(cfg, out_dir, data_dir=None, extra_callbacks=(), progress=False, **kw):
+    for cb in extra_callbacks:
+        cb.on_epoch_end(None, 1, {"val_accuracy": cfg.optim.lr, "val_loss": 1.0})
+    return {}
+
+
+def quick_search(tmp_path: Path):
+    s = resolve_search(
+        {"base_config": BASE, "study": "q", "sampler": "grid", "space": {"optim.lr": [0.1, 0.2]}}
+    )
+    return s, run_search(SearchJob(s, tmp_path, train_fn=quick_train))
+
+
+def trials(out: Path, name: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=make_storage(None, out)).get_trials()
+
+
+def assert_whole_grid(out: Path, name: str = "f") -> None:
+    ts = trials(out, name)
+    done = [t for t in ts if t.state == COMPLETE]
+    assert {(t.params["optim.lr"], t.params["model.hidden"]) for t in done} == POINTS
+    assert len(done) == len(POINTS)  # every point exactly once
+    assert len(counted(ts)) == len(POINTS)  # the exact budget
+
+
+# -- torn records ------------------------------------------------------------------------------
+def test_torn_last_record_is_dropped_and_the_study_resumes(tmp_path, capsys):
+    quick_search(tmp_path)
+    journal = tmp_path / "study.journal"
+    whole = journal.read_bytes()
+    torn = b'{"op_code":5,"worker_id":"x","trial_id":1,"us'
+    journal.write_bytes(whole + torn)  # cut short
+    capsys.readouterr()
+    s, result = quick_search(tmp_path)  # resumes: nothing to do
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"dropped a torn last record ({len(torn)} bytes)" in err
+    assert str(journal) in err
+    assert journal.read_bytes().startswith(whole) and torn not in journal.read_bytes()
+    assert result.ran == 0 and result.states == {"COMPLETE": 2}
+
+
+def test_torn_record_glued_to_the_next_is_repaired(tmp_path, capsys):
+    """What a full disk left before this backend: the next append glued to the torn line
+    ("Expecting ':' delimiter" on every later run)."""
+    quick_search(tmp_path)
+    journal = tmp_path / "study.journal"
+    lines = journal.read_bytes().splitlines(keepends=True)
+    glued = b'{"op_code":8,"worker_id":"x","trial_id":0,"us' + lines[-2]
+    journal.write_bytes(b"".join(lines[:-2]) + glued + lines[-1])
+    with pytest.raises(ValueError):  # Optuna's own backend cannot read it
+        optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(journal))
+        ).get_all_studies()
+    capsys.readouterr()
+    _, result = quick_search(tmp_path)
+    err = capsys.readouterr().err
+    assert "removed 1 torn record(s)" in err and err.count("\n") == 1
+    assert journal.read_bytes().startswith(b"".join(lines))
+    assert result.states == {"COMPLETE": 2}
+
+
+def test_failed_append_leaves_the_journal_as_it_was(tmp_path, monkeypatch):
+    quick_search(tmp_path)
+    journal = tmp_path / "study.journal"
+    before = journal.read_bytes()
+    backend = SafeJournalBackend(journal, make_storage(None, tmp_path)._backend._lock)
+    real = os.write
+
+    def half_then_full(fd, data):
+        if len(data) > 8:
+            return real(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", half_then_full)
+    with pytest.raises(FileError, match=r"cannot write study journal .*study\.journal: No space"):
+        backend.append_logs([{"op_code": 0, "worker_id": "w", "study_name": "x" * 50}])
+    monkeypatch.undo()
+    assert journal.read_bytes() == before
+
+
+# -- a full disk -------------------------------------------------------------------------------
+def write_search(tmp_path: Path) -> Path:
+    path = tmp_path / "f.yaml"
+    data = {"base_config": BASE, "subset": 0.02, "epochs": 1, "sampler": "grid", "space": GRID}
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def barenet(*args: str, **kw) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "barenet.cli", *args, "--data-dir", DATA]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs: a real file system that runs out of space."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_full_disk_during_a_search_then_freed_completes_the_grid(tmp_path, small_disk):
+    search = write_search(tmp_path)
+    out = small_disk / "out"
+    filler = small_disk / "filler"
+    # leave about two trials' worth of space (a trial folder holds ~55 KB of weights and logs)
+    filler.write_bytes(b"\0" * (1024 * 1024 - 150 * 1024))
+    first = barenet("search", str(search), "--out", str(out))
+    assert first.returncode in (1, 2), first.stderr
+    err = first.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "No space left on device" in err and str(small_disk) in err, err  # names the file
+    before = [t for t in trials(out, "f") if t.state == COMPLETE]
+    assert 0 < len(before) < len(POINTS)
+
+    filler.unlink()
+    again = barenet("search", str(search), "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    assert_whole_grid(out)
+    done_before = {t.number for t in before}
+    assert done_before <= {t.number for t in trials(out, "f") if t.state == COMPLETE}
+
+
+# -- repeated interruptions --------------------------------------------------------------------
+def _wait_for_trial(out: Path, proc: subprocess.Popen, n_before: int) -> None:
+    """Until the search has created a new trial folder (it is training it)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        folders = list((out / "trials").glob("trial_*/config.yaml"))
+        if len(folders) > n_before:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    raise AssertionError("the search never started a trial")
+
+
+def test_search_interrupted_four_times_at_its_first_trial_completes(tmp_path):
+    search = write_search(tmp_path)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "barenet.cli", "search", str(search), "--out", str(out)]
+    for k, sig in enumerate([signal.SIGINT, signal.SIGKILL, signal.SIGINT, signal.SIGKILL]):
+        proc = subprocess.Popen(
+            [*cmd, "--data-dir", DATA],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # its own process group, as a terminal's Ctrl-C hits
+        )
+        _wait_for_trial(out, proc, k)
+        os.killpg(proc.pid, sig)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == (130 if sig == signal.SIGINT else -9), err
+    ts = trials(out, "f")
+    assert len(ts) == 4 and not any(t.state == COMPLETE for t in ts)
+    assert len({(t.params["optim.lr"], t.params["model.hidden"]) for t in ts}) == 1  # one point
+
+    done = barenet("search", str(search), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "re-queued interrupted trial(s)" in done.stdout
+    assert_whole_grid(out)
+
+
+def test_trials_must_be_positive_and_study_names_stay_inside(tmp_path, capsys):
+    from barenet.cli import main
+
+    search = write_search(tmp_path)
+    for args, needle in [
+        (["--trials", "0"], "--trials must be at least 1"),
+        (["--trials", "-3"], "--trials must be at least 1"),
+        (["--study", "../../escape"], "study name '../../escape'"),
+        (["--study", "/abs"], "study name '/abs'"),
+    ]:
+        code = main(["search", str(search), *args, "--data-dir", DATA])
+        err = capsys.readouterr().err
+        assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+    assert not Path("runs/escape").exists() and not (tmp_path / "out").exists()
