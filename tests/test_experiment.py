@@ -14,7 +14,8 @@ import yaml
 import barenet.runner
 from barenet.cli import main
 from barenet.config import ConfigError
-from barenet.search.experiment import load_experiment, merge_overrides, run_experiment
+from barenet.experiment import load_experiment, run_experiment
+from barenet.experiment.spec import merge_overrides
 from barenet.train.callbacks import Callback
 
 DATA = os.environ["BARENET_DATA"]

@@ -1,4 +1,5 @@
-"""The run configuration: a pydantic schema, YAML loading and ``--set key=value`` overrides.
+"""The run configuration: a pydantic schema, YAML loading, the base-config loader of searches
+and experiments, and the one merge rule of ``--set key=value`` and every other override.
 
 Unknown keys, wrong types and out-of-range values are rejected with the key path and
 what is allowed, in one line (``ConfigError``).
@@ -7,6 +8,7 @@ what is allowed, in one line (``ConfigError``).
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -215,33 +217,92 @@ def read_yaml(path: str | Path) -> Any:
         raise ConfigError(f"{p}: cannot read: {err}") from None
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """Apply ``key.path=value`` overrides (value parsed as YAML) to a copy of ``data``."""
-    out = copy.deepcopy(data)
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"bad override '{item}': expected key=value, e.g. optim.lr=0.05")
+# -- overrides: one merge rule for train, search and experiment ------------------------------
+# A dotted key addresses a nested section (``optim.lr``). A mapping value is merged key by key
+# into the mapping already there, recursively (as Hydra and OmegaConf do), so
+# ``data.augment={enabled: true}`` keeps the base file's ``degrees``; any other value (a
+# number, a string, a list) replaces what was there.
+
+
+def merge_into(data: dict[str, Any], updates: Mapping[str, Any], where: str = "override") -> None:
+    """Apply ``updates`` (dotted keys -> values) to ``data`` in place by the merge rule above."""
+    for key, value in updates.items():
+        if not isinstance(key, str) or not key or "" in key.split("."):
+            raise ConfigError(f"{where}: bad key {key!r}: expected e.g. optim.lr")
+        *parents, last = key.split(".")
+        node = data
+        for k in parents:
+            nxt = node.get(k)
+            if nxt is None:
+                nxt = node[k] = {}
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"{where}: bad key '{key}': '{k}' is not a section")
+            node = nxt
+        if isinstance(value, Mapping) and isinstance(node.get(last), dict):
+            merge_into(node[last], value, where)
+        else:
+            node[last] = copy.deepcopy(dict(value) if isinstance(value, Mapping) else value)
+
+
+def parse_overrides(items: Sequence[str], where: str = "override") -> dict[str, Any]:
+    """``["optim.lr=0.05", "model.sizes=[784, 10]"]`` -> ``{"optim.lr": 0.05, ...}``; each
+    value is parsed as YAML."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if not isinstance(item, str) or "=" not in item:
+            raise ConfigError(f"bad {where} '{item}': expected key=value, e.g. optim.lr=0.05")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw)
+            out[key.strip()] = yaml.safe_load(raw)
         except yaml.YAMLError:
-            raise ConfigError(f"bad override '{item}': value is not valid YAML") from None
-        set_path(out, key.strip(), value)
+            raise ConfigError(f"bad {where} '{item}': value is not valid YAML") from None
+    return out
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A copy of ``data`` with ``key.path=value`` overrides applied by the merge rule."""
+    out = copy.deepcopy(data)
+    merge_into(out, parse_overrides(overrides), "override")
     return out
 
 
 def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
-    """Set ``data[a][b][c] = value`` for ``dotted = 'a.b.c'``, creating mappings as needed."""
-    keys = dotted.split(".")
-    node = data
-    for k in keys[:-1]:
-        nxt = node.get(k)
-        if nxt is None:
-            nxt = node[k] = {}
-        if not isinstance(nxt, dict):
-            raise ConfigError(f"bad override '{dotted}': '{k}' is not a section")
-        node = nxt
-    node[keys[-1]] = value
+    """``merge_into(data, {dotted: value})``."""
+    merge_into(data, {dotted: value}, "override")
+
+
+def load_base(
+    base: str | Path | None,
+    inline: Mapping[str, Any] | None,
+    root: str | Path,
+    where: str,
+    required: bool = False,
+) -> dict[str, Any]:
+    """The base run config of a search or experiment: the file ``base`` (relative to ``root``,
+    the folder of the file naming it) or the ``inline`` mapping (``base_config:``), never
+    both; neither gives ``{}`` (the schema defaults) unless ``required``."""
+    if base is not None and inline is not None:
+        raise ConfigError(
+            f"{where}: give either 'base' (a run config file) or 'base_config' "
+            "(an inline run config), not both"
+        )
+    if base is None and inline is None and required:
+        raise ConfigError(
+            f"{where}: give one of 'base' (a run config file) or 'base_config' "
+            "(an inline run config)"
+        )
+    if base is not None:
+        path = Path(str(base))
+        path = path if path.is_absolute() else Path(root) / path
+        data = read_yaml(path)
+        what = str(path)
+    else:
+        data = copy.deepcopy(dict(inline)) if isinstance(inline, Mapping) else inline
+        what = where
+        data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what}: the base config must be a mapping of config sections")
+    return data
 
 
 # What `barenet train` runs without a config (mirrored by configs/mnist_mlp.yaml): 98.4% on MNIST.
@@ -254,9 +315,7 @@ DEFAULT_RUN: dict[str, Any] = {
 }
 
 
-def load_config(
-    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
-) -> Config:
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
     """The YAML file (or, without one, ``DEFAULT_RUN``) over the schema defaults, then overrides."""
     data = read_yaml(path) if path is not None else copy.deepcopy(DEFAULT_RUN)
     if not isinstance(data, dict):

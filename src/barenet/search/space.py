@@ -20,9 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
-from ..config import Config, ConfigError, read_yaml, set_path, to_dict, validate
+from ..config import (
+    Config,
+    ConfigError,
+    Strict,
+    load_base,
+    read_yaml,
+    set_path,
+    to_dict,
+    validate,
+)
 from ..rundir import check_name
 
 HIDDEN_KEY = "model.hidden"
@@ -30,11 +39,7 @@ SAMPLERS = ("grid", "random", "tpe")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RangeSpec(_Strict):
+class RangeSpec(Strict):
     """A numeric range. ``log`` samples uniformly in log space; ``step`` quantises."""
 
     low: float
@@ -44,7 +49,7 @@ class RangeSpec(_Strict):
     step: float | None = Field(None, gt=0)
 
 
-class PrunerSpec(_Strict):
+class PrunerSpec(Strict):
     """Stops hopeless trials early from their per-epoch validation metric."""
 
     type: Literal["median", "percentile", "hyperband", "none"] = "median"
@@ -53,7 +58,7 @@ class PrunerSpec(_Strict):
     percentile: float = Field(25.0, gt=0, lt=100, description="percentile: keep the top p%")
 
 
-class SearchConfig(_Strict):
+class SearchConfig(Strict):
     """The YAML schema of ``barenet search``."""
 
     base: str | None = Field(None, description="run config, relative to the search file")
@@ -312,16 +317,8 @@ def resolve_search(data: Any, root: str | Path = ".", source: str = "search") ->
         cfg = SearchConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_format(err)) from None
-    if cfg.base is not None and cfg.base_config is not None:
-        raise ConfigError("search config: give either 'base' (a file) or 'base_config', not both")
     root = Path(root)
-    if cfg.base is not None:
-        base_path = root / cfg.base
-        raw = read_yaml(base_path)
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{base_path}: expected a mapping of config sections")
-    else:
-        raw = cfg.base_config or {}
+    raw = load_base(cfg.base, cfg.base_config, root, "search config")
     base = to_dict(validate(raw))  # the base alone must be a valid run
     if base["data"]["val_fraction"] <= 0:
         raise ConfigError(

@@ -164,6 +164,9 @@ def counted(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     return [t for t in trials if t.number not in gone and "duplicate_of" not in t.user_attrs]
 
 
+KEPT_ON_RETRY = ("run",)  # user attrs a task sets when it queues a trial (experiments)
+
+
 def enqueue_retry(study: optuna.Study, trial: FrozenTrial) -> None:
     """Queue a re-run of an interrupted trial with the same parameters (and grid point).
 
@@ -174,12 +177,13 @@ def enqueue_retry(study: optuna.Study, trial: FrozenTrial) -> None:
     deterministic, so a retry would fail the same way."""
     attempt = int(trial.user_attrs.get("attempt", 1))
     system = {k: v for k, v in trial.system_attrs.items() if k in ("grid_id", "search_space")}
+    kept = {k: trial.user_attrs[k] for k in KEPT_ON_RETRY if k in trial.user_attrs}
     study.add_trial(
         optuna.trial.create_trial(
             state=TrialState.WAITING,
             params=trial.params,
             distributions=trial.distributions,
-            user_attrs={"retry_of": trial.number, "attempt": attempt + 1},
+            user_attrs={**kept, "retry_of": trial.number, "attempt": attempt + 1},
             system_attrs=system,
         )
     )

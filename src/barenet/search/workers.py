@@ -92,6 +92,7 @@ def _say(job: StudyJob, msg: str) -> None:
     if job.log is not None:
         with contextlib.suppress(OSError):  # e.g. stdout piped into `head`: keep going
             job.log(msg)
+            sys.stdout.flush()  # workers share the terminal or log file
 
 
 def run_worker(job: StudyJob, index: int = 0, parallel: bool = False) -> int:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +28,18 @@ from typing import Any
 import yaml
 
 from .. import fileio
-from ..config import ConfigError, read_yaml, to_dict, validate
-from ..rundir import RUNS_DIR, experiment_out
+from ..config import (
+    ConfigError,
+    load_base,
+    merge_into,
+    parse_overrides,
+    read_yaml,
+    to_dict,
+    validate,
+)
+from ..rundir import RUNS_DIR, check_name, experiment_out
 
 KEYS = ("name", "description", "base", "base_config", "overrides", "seeds", "variants", "reference")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
 @dataclass(frozen=True)
@@ -123,32 +129,18 @@ def _read_strict(path: Path) -> Any:
 
 
 def merge_overrides(data: dict[str, Any], updates: Mapping[str, Any], where: str) -> None:
-    """Set ``data[a][b] = v`` for each ``'a.b': v`` in ``updates`` (in place). A mapping value
-    is merged into an existing section rather than replacing it; ``seed`` is refused."""
-    for key, value in updates.items():
-        if not isinstance(key, str) or not key or "" in key.split("."):
-            raise ConfigError(f"{where}: bad override key {key!r}: expected e.g. optim.lr")
-        if key == "seed":
-            raise ConfigError(f"{where}: 'seed' is set per run by the experiment; use 'seeds'")
-        *parents, last = key.split(".")
-        node = data
-        for k in parents:
-            nxt = node.setdefault(k, {})
-            if not isinstance(nxt, dict):
-                raise ConfigError(f"{where}: bad override '{key}': '{k}' is not a section")
-            node = nxt
-        if isinstance(value, Mapping) and isinstance(node.get(last), dict):
-            merge_overrides(node[last], value, where)
-        else:
-            node[last] = copy.deepcopy(value)
+    """:func:`barenet.config.merge_into` (the one merge rule), refusing ``seed``: the
+    experiment sets it per run."""
+    if "seed" in updates:
+        raise ConfigError(f"{where}: 'seed' is set per run by the experiment; use 'seeds'")
+    merge_into(data, updates, where)
 
 
 def _mapping(value: Any, what: str, where: str) -> dict[str, Any]:
     if value is None:
         return {}
     if isinstance(value, list) and all(isinstance(v, str) and "=" in v for v in value):
-        pairs = (v.split("=", 1) for v in value)  # also accept ["a.b=v", ...] like --set
-        return {k.strip(): yaml.safe_load(v) for k, v in pairs}
+        return parse_overrides(value, f"{where}: {what}")  # ["a.b=v", ...] like --set
     if not isinstance(value, Mapping):
         raise ConfigError(f"{where}: {what} must be a mapping of dotted keys to values")
     return dict(value)
@@ -184,16 +176,8 @@ def resolve_experiment(
             f"{where}: unknown key(s) {', '.join(map(str, unknown))} (allowed: {', '.join(KEYS)})"
         )
     name = str(raw.get("name") or Path(where).stem)
-    if not _NAME.match(name):
-        raise ConfigError(f"{where}: name '{name}' must be letters, digits, '_', '-', '.' or '+'")
-    if ("base" in raw) == ("base_config" in raw):
-        raise ConfigError(
-            f"{where}: give exactly one of 'base' (a run config file) or "
-            "'base_config' (an inline run config)"
-        )
-    base = _read_base(raw["base"], root) if "base" in raw else copy.deepcopy(raw["base_config"])
-    if not isinstance(base, dict):
-        raise ConfigError(f"{where}: the base config must be a mapping of config sections")
+    check_name(name, f"{where}: name")
+    base = load_base(raw.get("base"), raw.get("base_config"), root or Path("."), where, True)
     base.pop("seed", None)
     overrides = _mapping(raw.get("overrides"), "overrides", where)
     common = copy.deepcopy(base)
@@ -207,12 +191,7 @@ def resolve_experiment(
     variant_bases: dict[str, dict[str, Any]] = {}
     folded: dict[str, str] = {}
     for vname, changes in variants_raw.items():
-        vname = str(vname)
-        if not _NAME.match(vname):
-            raise ConfigError(
-                f"{where}: variant name '{vname}' must be letters, digits, "
-                "'_', '-', '.' or '+' (it names a folder)"
-            )
+        vname = check_name(str(vname), f"{where}: variant name")
         if vname.lower() in folded:  # one folder on case-insensitive file systems
             raise ConfigError(
                 f"{where}: variant names '{folded[vname.lower()]}' and '{vname}' "
@@ -221,9 +200,7 @@ def resolve_experiment(
         folded[vname.lower()] = vname
         variants[vname] = _mapping(changes, f"variant '{vname}'", where)
         if "base" in variants[vname]:  # this variant starts from another run config file
-            own = _read_base(variants[vname]["base"], root)
-            if not isinstance(own, dict):
-                raise ConfigError(f"{where}: variant '{vname}': base must be a run config")
+            own = load_base(variants[vname]["base"], None, root or Path("."), f"variant '{vname}'")
             own.pop("seed", None)
             variant_bases[vname] = own
 
@@ -254,19 +231,7 @@ def resolve_experiment(
 
 
 def _sets(items: Sequence[str]) -> dict[str, Any]:
-    bad = [i for i in items if "=" not in i]
-    if bad:
-        raise ConfigError(f"bad --set '{bad[0]}': expected key=value, e.g. train.epochs=1")
-    try:
-        return {k.strip(): yaml.safe_load(v) for k, v in (i.split("=", 1) for i in items)}
-    except yaml.YAMLError:
-        raise ConfigError(f"bad --set in {list(items)}: a value is not valid YAML") from None
-
-
-def _read_base(value: Any, root: Path | None) -> Any:
-    """A run config file named by ``base:``, relative to the experiment file's folder."""
-    path = Path(str(value))
-    return read_yaml(path if path.is_absolute() or root is None else root / path)
+    return parse_overrides(items, "--set")
 
 
 def _check(data: dict[str, Any], where: str) -> None:
