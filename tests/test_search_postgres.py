@@ -1,87 +1,22 @@
-"""Distributed search on a real PostgreSQL server (Debian's ``postgresql`` package).
-
-The fixture starts a throwaway server on a free loopback port in a temporary data folder and
-stops it afterwards. PostgreSQL missing is a failure, not a skip: CI installs it.
-"""
+"""Distributed search on a real PostgreSQL server (see ``postgres_server.py``)."""
 
 from __future__ import annotations
 
 import csv
-import glob
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import optuna
-import pytest
+import postgres_server
 import yaml
 
 from barenet.search import make_storage
 
 DATA = os.environ["BARENET_DATA"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
-    found = shutil.which("pg_ctl")
-    if not bins and not found:
-        pytest.fail("PostgreSQL is not installed (apt-get install postgresql); .ci/run does it")
-    bindir = Path(bins[-1]) if bins else Path(found).parent
-    root = Path(tempfile.mkdtemp(prefix="barenet-pg-"))
-    # The server refuses to run as root: run it as the postgres user, which owns the folder.
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_user:
-        shutil.chown(root, "postgres", "postgres")
-
-    def run(*args: str) -> None:
-        subprocess.run([*as_user, *args], check=True, capture_output=True, timeout=120)
-
-    data, port = root / "data", _free_port()
-    run(
-        str(bindir / "initdb"),
-        "-D",
-        str(data),
-        "-U",
-        "postgres",
-        "-A",
-        "trust",
-        "--no-sync",
-        "-E",
-        "UTF8",
-    )
-    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-o", opts, "-w", "start")
-    try:
-        run(
-            str(bindir / "createdb"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-U",
-            "postgres",
-            "barenet",
-        )
-        yield f"postgresql://postgres@127.0.0.1:{port}/barenet"
-    finally:
-        subprocess.run(
-            [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-            capture_output=True,
-            timeout=60,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+postgres_url = postgres_server.postgres_url  # the fixture
 
 
 def write_search(tmp_path: Path) -> Path:
