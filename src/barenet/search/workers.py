@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,24 @@ def _say(job: StudyJob, msg: str) -> None:
             sys.stdout.flush()  # workers share the terminal or log file
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, a batch scheduler) stops the study as Ctrl-C does: the running trial
+    is recorded as interrupted and re-queued by the next command."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def run_worker(job: StudyJob, index: int = 0, parallel: bool = False) -> int:
     """Run trials until the study holds its budget; returns how many this worker ran."""
     task, out = job.task, Path(job.out)
@@ -142,7 +162,8 @@ def _worker_main(job: StudyJob, index: int) -> None:
     threadpool_limits(1)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
-        run_worker(job, index, parallel=True)
+        with sigterm_as_interrupt():
+            run_worker(job, index, parallel=True)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as err:  # noqa: BLE001 - one line, not a traceback, per worker
@@ -203,14 +224,15 @@ def run_study(job: StudyJob, describe: str = "") -> SearchResult:
         if requeued:
             _say(job, f"re-queued interrupted trial(s) {requeued}")
         try:
-            if job.workers == 1:
-                # one BLAS thread here too: results do not depend on --workers, and a lone
-                # worker does not fight other jobs for the cores (--workers gives parallelism)
-                with threadpool_limits(1):
-                    run_worker(job, 0)
-                pids, codes = [os.getpid()], [0]
-            else:
-                pids, codes = _spawn(job)
+            with sigterm_as_interrupt():
+                if job.workers == 1:
+                    # one BLAS thread here too: results do not depend on --workers, and a lone
+                    # worker does not fight other jobs for the cores (--workers: parallelism)
+                    with threadpool_limits(1):
+                        run_worker(job, 0)
+                    pids, codes = [os.getpid()], [0]
+                else:
+                    pids, codes = _spawn(job)
         except (KeyboardInterrupt, SearchError):
             with contextlib.suppress(OSError, UserError):
                 task.write_outputs(out, study)  # what was done, and what was interrupted
