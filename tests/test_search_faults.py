@@ -212,3 +212,18 @@ def test_trials_must_be_positive_and_study_names_stay_inside(tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
     assert not Path("runs/escape").exists() and not (tmp_path / "out").exists()
+
+
+def test_two_searches_on_one_folder_run_each_grid_point_once(tmp_path):
+    search = write_search(tmp_path)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "barenet.cli", "search", str(search), "--out", str(out)]
+    procs = [
+        subprocess.Popen([*cmd, "--data-dir", DATA], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    for p in procs:
+        p.communicate(timeout=300)
+        assert p.returncode == 0
+    assert_whole_grid(out)
+    assert len(trials(out, "f")) == len(POINTS)  # no duplicate, nothing retried

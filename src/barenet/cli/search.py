@@ -30,6 +30,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 1
     states = ", ".join(f"{n} {s.lower()}" for s, n in result.states.items())
     print(f"study '{result.study_name}': {states or 'no trials'}; {result.ran} run now")
+    if result.interrupted:
+        print(f"interrupted trial(s) {result.interrupted}: the same command runs them again")
     best = result.best
     if best is not None:
         metric = search.config.objective
