@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 import time
 import warnings
 import zlib
@@ -226,6 +227,8 @@ def is_dead(attrs: dict[str, Any]) -> bool:
     pid = int(attrs["pid"])
     if pid == os.getpid():  # recover() never runs while this process trains a trial
         return True
+    if sys.platform == "win32":
+        return not _alive_on_windows(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -237,3 +240,19 @@ def is_dead(attrs: dict[str, Any]) -> bool:
         return False
     start = attrs.get("pid_start")
     return fields[0] == "Z" or (start is not None and fields[19] != start)
+
+
+def _alive_on_windows(pid: int) -> bool:
+    """Whether ``pid`` runs (``os.kill(pid, 0)`` would terminate it on Windows)."""
+    import ctypes
+
+    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return kernel32.GetLastError() == 5  # access denied: it exists
+    try:
+        code = ctypes.c_ulong()
+        ok = kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        return not ok or code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
