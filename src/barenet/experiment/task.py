@@ -52,6 +52,7 @@ class ExperimentTask:
     objective_key = "val_accuracy"
     evaluate_test = True
     manifest = EXPERIMENT_FILE
+    unit = "runs"
 
     def __init__(self, exp: Experiment) -> None:
         self.exp = exp

@@ -26,6 +26,7 @@ class StudyTask(Protocol):
     objective_key: str  # the metric (a user attr of each trial) that is the trial's value
     evaluate_test: bool  # trials also report test accuracy (experiments), or never (search)
     manifest: str  # file in the output folder holding :meth:`resolved`
+    unit: str  # what a trial is called in log lines: "trials", "runs"
 
     def budget(self, trials: int | None) -> int: ...
     def sampler(self, worker: int, parallel: bool, salt: str) -> BaseSampler: ...
@@ -64,6 +65,7 @@ class SearchTask:
 
     evaluate_test = False
     manifest = SEARCH_FILE
+    unit = "trials"
 
     def __init__(self, search: Any) -> None:
         self.search = search

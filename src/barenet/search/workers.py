@@ -218,7 +218,7 @@ def run_study(job: StudyJob, describe: str = "") -> SearchResult:
         where = "" if job.storage is None else f", storage {job.storage.split('@')[-1]}"
         _say(
             job,
-            f"{describe or task.study_name}: {budget} trials ({done} already done), "
+            f"{describe or task.study_name}: {budget} {task.unit} ({done} already done), "
             f"{job.workers} worker(s) -> {out}{where}",
         )
         if requeued:
