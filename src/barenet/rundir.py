@@ -3,6 +3,7 @@
 A run folder (``barenet train``)::
 
     RUN/config.yaml  model.safetensors  history.csv  metrics.json  plots/  report.html
+        [watch.json]  (``train.watch: true``)
 
 A search folder (``barenet search``)::
 
@@ -30,6 +31,11 @@ HISTORY_FILE = "history.csv"  # one row per epoch
 METRICS_FILE = "metrics.json"  # final metrics
 PLOTS_DIR = "plots"  # ``barenet plot`` default output
 REPORT_FILE = "report.html"  # ``barenet report`` default output (also in experiment folders)
+WATCH_FILE = "watch.json"  # per-layer internals per epoch (``train.watch: true``)
+
+# -- an lr-find folder (``barenet lr-find``) -----------------------------------------------
+LR_FIND_PNG = "lr_find.png"
+LR_FIND_JSON = "lr_find.json"
 
 # -- a search folder -----------------------------------------------------------------------
 SEARCH_FILE = "search.yaml"  # the resolved search, self-contained
