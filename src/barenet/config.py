@@ -145,6 +145,7 @@ class TrainConfig(Strict):
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
     checkpoint_every_epoch: bool = False
     dtype: Literal["float32", "float64"] = "float32"
+    watch: bool = Field(False, description="record per-layer internals per epoch (watch.json)")
 
 
 class Config(Strict):

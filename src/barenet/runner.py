@@ -26,7 +26,7 @@ from .data import (
     train_val_split,
 )
 from .models import build_model, input_shape
-from .rundir import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE
+from .rundir import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, WATCH_FILE
 from .train import callbacks as cb
 from .train.trainer import Trainer
 
@@ -183,6 +183,10 @@ def train_run(
                 restore_best_weights=es.restore_best,
             )
         )
+    if cfg.train.watch:
+        from .train.watch import Watch
+
+        callbacks.append(Watch.for_data(out / WATCH_FILE, data.train.x, data.train.y, cfg.seed))
     callbacks.extend(extra_callbacks)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
     trainer = Trainer(

@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--what",
         default=None,
-        help="comma-separated groups: curves, weights, pca, conv, confusion, "
+        help="comma-separated groups: curves, watch, weights, pca, conv, confusion, "
         "predictions, embedding (default: all that apply)",
     )
     p.add_argument(

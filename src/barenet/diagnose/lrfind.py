@@ -90,8 +90,8 @@ class LRFindResult:
             "configured_lr": self.configured_lr,
             "diverged_at": self.diverged_at,
             "lrs": self.lrs,
-            "losses": [x if math.isfinite(x) else None for x in self.losses],
-            "smoothed": [x if math.isfinite(x) else None for x in self.smoothed],
+            "losses": self.losses,  # inf (diverged) is written as null by fileio.save_json
+            "smoothed": self.smoothed,
         }
 
 

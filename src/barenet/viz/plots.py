@@ -24,10 +24,11 @@ from .pca import first_layer_matrix, plot_pca
 from .predictions import plot_confident_errors, plot_predictions, sample_indices
 from .rundata import check_run_dir, read_config, read_history, read_metrics
 from .schedule import lr_per_step, steps_per_epoch
+from .watch import draw_watch
 from .weights import first_linear, plot_first_layer, plot_histograms
 
 # Groups accepted by --what, in report order.
-PLOTS = ("curves", "weights", "pca", "conv", "confusion", "predictions", "embedding")
+PLOTS = ("curves", "watch", "weights", "pca", "conv", "confusion", "predictions", "embedding")
 NEEDS_TEST_DATA = {"conv", "confusion", "predictions", "embedding"}
 
 
@@ -219,7 +220,13 @@ def plot_run(
             res.files["curves"] = [curve]
         else:
             res.skipped["curves"] = "no history.csv"
-    rest = [g for g in groups if g != "curves"]
+    if "watch" in groups:  # needs only the run folder, like the curves
+        drawn = draw_watch(run, out, requested=what not in (None, "all"))
+        if isinstance(drawn, str):
+            res.skipped["watch"] = drawn
+        elif drawn:
+            res.files["watch"] = drawn
+    rest = [g for g in groups if g not in ("curves", "watch")]
     if rest:
         from ..data import CLASS_NAMES
         from ..runner import load_run

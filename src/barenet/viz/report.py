@@ -37,6 +37,10 @@ CAPTIONS = {
     "shows the differences.",
     "predictions.png": "Random test images with predicted label, confidence and true label.",
     "confident_errors.png": "The misclassified test images the model was most confident about.",
+    "watch.png": "Inside the network per layer and epoch (recorded with train.watch: true, on "
+    "a fixed batch of training images; epoch 0 is the initialisation): activation mean and "
+    "spread, dead ReLU units or saturated sigmoid/tanh outputs, gradient norm and the "
+    "update-to-weight ratio of the first steps of each epoch (about 1e-3 is healthy).",
     "embedding_pca.png": "The input of the final linear layer for a sample of test images, "
     "projected on its top two principal components and coloured by true class.",
 }
@@ -178,6 +182,7 @@ def write_report(
     if parts:
         sections.append(("classes", "Per-class results (test set)", parts))
     groups = [
+        ("watch", "Inside the network", ("watch.png",)),
         ("predictions", "Predictions", ("predictions.png", "confident_errors.png")),
         (
             "weights",
