@@ -264,7 +264,7 @@ def gradcheck(
     """
     rng = np.random.default_rng(seed)
     if not isinstance(module, (Module, Loss)):
-        raise GradcheckError(f"expected a barenet Module or Loss, got {type(module).__name__}")
+        raise GradcheckError(f"{type(module).__name__} is not a barenet Module or Loss")
     x = _as_input(x, rng)
     mod = _float64_copy(module, train)
     name = type(module).__name__

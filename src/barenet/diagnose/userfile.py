@@ -8,6 +8,7 @@ can import its neighbours.
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -107,10 +108,10 @@ def default_input_shape(obj: nn.Module | nn.Loss) -> tuple[int, ...]:
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
-    """``"4,3,8,8"`` -> (4, 3, 8, 8); GradcheckError for anything else."""
-    try:
-        shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
-    except ValueError:
+    """``"4,3,8,8"`` (or ``"4x3x8x8"``) -> (4, 3, 8, 8); GradcheckError for anything else."""
+    parts = re.split(r"[,x]", text.strip())
+    shape = tuple(int(p) for p in parts if p.strip().isdigit())
+    if len(shape) != len(parts):
         shape = ()
     if not shape or min(shape) < 1:
         raise GradcheckError(f"bad --input-shape {text!r}: expected positive integers like 4,3,8,8")
