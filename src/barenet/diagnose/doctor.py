@@ -112,13 +112,13 @@ def check_symmetry(s: Setup) -> Check:
     worst = max((v for _, v in dup), default=0.0)
     zero = [g.index for g in groups if not np.any(g.weight.data)]
     if worst > 0:
-        what = f"layers {zero} have all-zero weights" if zero else "identical units"
+        what = f"all-zero weights in layers {zero}" if zero else "identical units"
         return Check(
             "symmetry",
             "fail",
-            f"{what} ({_layers([d for d in dup if d[1] > 0])} duplicates): identical units get "
-            "identical gradients and stay identical; use a random init (he_normal for ReLU, "
-            "xavier_normal for sigmoid/tanh)",
+            f"{what}, units that copy another: {_layers([d for d in dup if d[1] > 0])}; "
+            "identical units get identical gradients and stay identical: use a random init "
+            "(he_normal for ReLU, xavier_normal for sigmoid/tanh)",
             worst,
         )
     return Check("symmetry", "ok", "every hidden unit starts different", 0.0)
@@ -130,10 +130,15 @@ def check_dead(p: ProbeResult, when: str) -> Check:
         return Check("dead_relu", "ok", "no ReLU layers", None)
     worst = max(v for _, v in vals)
     desc = f"units off for every sample {when}: {_layers(vals)}"
+    cause = (
+        "the init leaves them off: use he_normal and zero biases"
+        if when == "at init"
+        else "a too-high lr pushed them off: lower the lr or use leaky_relu"
+    )
     if worst > 0.5:
-        status, todo = "fail", "lower the lr, use he_normal init or LeakyReLU"
+        status, todo = "fail", cause
     elif worst > 0.2:
-        status, todo = "warn", "many units never fire; a lower lr or LeakyReLU helps"
+        status, todo = "warn", f"many units never fire; {cause}"
     else:
         status, todo = "ok", "healthy"
     return Check("dead_relu", status, f"{desc}: {todo}", worst)

@@ -43,6 +43,6 @@ def plot_lr_find(res: LRFindResult, path: str | Path, title: str = "LR range tes
     ax.set_xlabel("learning rate (log scale; one optimizer step per batch)")
     ax.set_ylabel("training loss")
     ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.25)
+    ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="lower left")
     return save_figure(fig, path)

@@ -75,7 +75,11 @@ def compare_with_torch(
         return
     twin = torch_twin(mod, torch.nn)
     if twin is None:
-        report.torch = f"not compared ({type(mod).__name__} has no PyTorch counterpart)"
+        layers = list(mod.modules()) if isinstance(mod, nn.Module) else [mod]
+        alone = [m for m in layers if not isinstance(m, nn.Sequential)]
+        odd = next((m for m in alone if torch_twin(m, torch.nn) is None), mod)
+        why = "in training mode" if isinstance(odd, nn.Dropout) else "has no PyTorch counterpart"
+        report.torch = f"not compared ({type(odd).__name__} {why})"
         return
     twin = twin.double()
     if isinstance(mod, nn.Module):
