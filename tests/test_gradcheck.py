@@ -167,6 +167,13 @@ def test_bad_input_raises_gradcheck_error() -> None:
         barenet.gradcheck(nn.ReLU(), (0, 3))
     with pytest.raises(GradcheckError, match="forward failed"):
         barenet.gradcheck(nn.Linear(3, 2), (2, 4))
+    with pytest.raises(GradcheckError, match="returned float32"):
+
+        class Float32(nn.Identity):
+            def forward(self, x):
+                return x.astype(np.float32)
+
+        barenet.gradcheck(Float32(), (2, 3))
     with pytest.raises(GradcheckError, match="different outputs"):
 
         class Noisy(nn.Identity):

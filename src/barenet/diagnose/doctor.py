@@ -135,9 +135,10 @@ def check_dead(p: ProbeResult, when: str) -> Check:
         if when == "at init"
         else "a too-high lr pushed them off: lower the lr or use leaky_relu"
     )
-    if worst > 0.5:
+    # cs231n: "as much as 40% of your network can be dead" after a too-high lr
+    if worst > 0.6:
         status, todo = "fail", cause
-    elif worst > 0.2:
+    elif worst > 0.4:
         status, todo = "warn", f"many units never fire; {cause}"
     else:
         status, todo = "ok", "healthy"

@@ -283,6 +283,11 @@ def gradcheck(
         y = _run(lambda: mod.forward(x), x.shape)
         if not isinstance(y, np.ndarray) or y.size == 0:
             raise GradcheckError(f"{name}.forward must return a non-empty array")
+        if y.dtype != np.float64:
+            raise GradcheckError(
+                f"{name}.forward returned {y.dtype} for a float64 input: finite differences "
+                "need float64 throughout (Parameters and buffers are cast; cast your own arrays)"
+            )
         r = rng.standard_normal(y.shape)
         again = mod.forward(x)
         if again.shape != y.shape or not np.allclose(again, y, rtol=0, atol=1e-12):
