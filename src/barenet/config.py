@@ -143,6 +143,7 @@ class TrainConfig(Strict):
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
     checkpoint_every_epoch: bool = False
     dtype: Literal["float32", "float64"] = "float32"
+    tensorboard: bool = False  # event files in RUN_DIR/tensorboard (needs tensorboardX)
 
 
 class Config(Strict):

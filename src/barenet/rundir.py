@@ -3,6 +3,7 @@
 A run folder (``barenet train``)::
 
     RUN/config.yaml  model.safetensors  history.csv  metrics.json  plots/  report.html
+        tensorboard/  (``train.tensorboard: true``)
 
 A search folder (``barenet search``)::
 
@@ -26,6 +27,7 @@ MODEL_FILE = "model.safetensors"  # best weights; config and training state as J
 HISTORY_FILE = "history.csv"  # one row per epoch
 METRICS_FILE = "metrics.json"  # final metrics
 PLOTS_DIR = "plots"  # ``barenet plot`` default output
+TENSORBOARD_DIR = "tensorboard"  # event files (``train.tensorboard: true``)
 REPORT_FILE = "report.html"  # ``barenet report`` default output (also in experiment folders)
 
 # -- a search folder -----------------------------------------------------------------------

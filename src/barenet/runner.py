@@ -26,7 +26,7 @@ from .data import (
     train_val_split,
 )
 from .models import build_model, input_shape
-from .rundir import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE
+from .rundir import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, TENSORBOARD_DIR
 from .train import callbacks as cb
 from .train.trainer import Trainer
 
@@ -183,6 +183,12 @@ def train_run(
                 restore_best_weights=es.restore_best,
             )
         )
+    if cfg.train.tensorboard:
+        from .train.tensorboard import TensorBoard
+
+        probe = (data.train.x[:256], data.train.y[:256])
+        image_shape = tuple(cfg.model.input_shape[1:])
+        callbacks.append(TensorBoard(out / TENSORBOARD_DIR, probe=probe, image_shape=image_shape))
     callbacks.extend(extra_callbacks)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
     trainer = Trainer(
