@@ -11,17 +11,19 @@ import argparse
 import os
 import sys
 
-from . import experiment, run, search, viz
+from .. import __version__
+from . import dashboard, experiment, run, search, viz
 from .common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, user_errors
 
 # Each module registers its subcommands, in this order in ``barenet --help``.
-COMMAND_MODULES = (run, search, experiment, viz)
+COMMAND_MODULES = (run, search, experiment, viz, dashboard)
 
 DESCRIPTION = "barenet: train, search, test and draw NumPy neural networks."
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="barenet", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"barenet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMAND_MODULES:
         module.register(sub)
