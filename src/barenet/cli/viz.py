@@ -49,14 +49,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ..viz.plots import plot_names
+
     p = sub.add_parser("plot", help="draw the plots of a run folder as PNGs")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (from barenet train)")
     p.add_argument("--out", default=None, help="output folder (default: RUN_DIR/plots)")
     p.add_argument(
         "--what",
         default=None,
-        help="comma-separated groups: curves, weights, pca, conv, confusion, "
-        "predictions, embedding (default: all that apply)",
+        help=f"comma-separated groups: {', '.join(plot_names())} (default: all that apply)",
     )
     p.add_argument(
         "--max-test",
