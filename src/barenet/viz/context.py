@@ -46,6 +46,13 @@ class Context:
 
         return CLASS_NAMES[self.cfg.data.dataset]
 
+    @property
+    def image_cmap(self) -> str:
+        """How this data set's images are drawn."""
+        from .style import image_cmap
+
+        return image_cmap(self.cfg.data.dataset)
+
     @cached_property
     def _test(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         from ..data import load

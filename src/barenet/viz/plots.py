@@ -101,7 +101,7 @@ def _conv(ctx: Context, n_feature_images: int, **_: Any) -> list[Path] | str:
     idx = sample_indices(len(ctx.y), n_feature_images, ctx.rng("conv"))
     labels = [f"true {ctx.classes[int(t)]}" for t in ctx.y[idx]]
     return plot_kernels(ctx.model, ctx.out) + plot_feature_maps(
-        ctx.model, ctx.x[idx], ctx.images[idx], ctx.out, labels=labels
+        ctx.model, ctx.x[idx], ctx.images[idx], ctx.out, labels=labels, cmap=ctx.image_cmap
     )
 
 
@@ -132,9 +132,16 @@ def _predictions(ctx: Context, n_images: int, **_: Any) -> list[Path]:
             ctx.classes,
             ctx.out / "predictions.png",
             title="Random test images: predicted vs true",
+            cmap=ctx.image_cmap,
         ),
         plot_confident_errors(
-            ctx.images, ctx.y, p, ctx.classes, ctx.out / "confident_errors.png", k=n_images
+            ctx.images,
+            ctx.y,
+            p,
+            ctx.classes,
+            ctx.out / "confident_errors.png",
+            k=n_images,
+            cmap=ctx.image_cmap,
         ),
     ]
 
