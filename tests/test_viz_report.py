@@ -184,7 +184,9 @@ def test_search_report(tmp_path, mlp_run, cnn_run, monkeypatch):
     assert main(["report", str(root)]) == 0
     c = check_html(root / "report.html")
     text = " ".join(c.text)
-    assert "diverged: nan loss" in text and "optim.lr" in text and "lr: 0.3" in text
+    assert "diverged: nan loss" in text and "optim.lr" in text
+    # best_config.yaml is named with the command that trains it, not dumped whole
+    assert "lr: 0.3" not in text and f"barenet train {root / 'best_config.yaml'}" in text
     assert len(c.imgs) == 2  # the hyperparameter scatter and the top-trial curves
     check_png(root / "plots" / "search_params.png")
     check_png(root / "plots" / "search_top_curves.png")
@@ -199,6 +201,15 @@ def test_search_report(tmp_path, mlp_run, cnn_run, monkeypatch):
         "trial 3 (91.00%)",
         "trial 0 (88.00%)",
     ]
+    rows = search_report.read_leaderboard(root)[1]
+    labelled = list(search_report.top_histories(root, rows, params=["optim.lr"]))
+    assert labelled[0].startswith("trial 3: lr=") and labelled[0].endswith("(91.00%)")
+
+
+def test_learning_rates_get_a_log_axis_even_within_a_decade():
+    assert search_report.log_axis("optim.lr", np.array([0.01, 0.03, 0.1]))
+    assert not search_report.log_axis("model.hidden", np.array([8.0, 16.0, 32.0]))
+    assert not search_report.log_axis("optim.lr", np.array([0.0, 0.1]))
 
 
 def test_param_columns_are_config_keys():
