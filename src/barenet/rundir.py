@@ -10,6 +10,10 @@ A search folder (``barenet search``)::
     OUT/search.yaml  study.journal  leaderboard.csv  leaderboard.md  best_config.yaml
         trials/trial_NNNN/  (each a run folder)   best/  (``--retrain-best``)
 
+A comparison folder (``barenet compare``)::
+
+    OUT/comparison_curves.png  comparison.md  comparison.csv  report.html
+
 An experiment folder (``barenet experiment``)::
 
     OUT/experiment.yaml  runs.csv  results.md  results.json  curves.png  accuracy.png
@@ -47,6 +51,11 @@ RESULTS_MD = "results.md"
 RESULTS_JSON = "results.json"
 CURVES_PNG = "curves.png"
 ACCURACY_PNG = "accuracy.png"
+
+# -- a comparison folder (``barenet compare``) ----------------------------------------------
+COMPARISON_CURVES_PNG = "comparison_curves.png"
+COMPARISON_MD = "comparison.md"
+COMPARISON_CSV = "comparison.csv"  # one row per run; marks the folder for ``barenet report``
 
 # -- default locations ---------------------------------------------------------------------
 OUTPUT_ROOT = Path("runs")

@@ -19,6 +19,7 @@ from ..config import to_dict
 from ..rundir import PLOTS_DIR, REPORT_FILE
 from . import html as H
 from . import plots
+from .compare_report import is_compare_dir, write_compare_report
 from .rundata import check_run_dir, has_values, read_config, read_history, read_metrics
 from .search_report import is_search_dir, write_search_report
 
@@ -134,9 +135,12 @@ def write_report(
 ) -> Path:
     """Write ``report.html`` (default: inside ``run_dir``) and return its path; the PNGs go to
     ``plots/`` next to it. A search output folder (one holding ``leaderboard.csv``) gets the
-    search report instead. ``max_test`` limits the test images the plots use (default all)."""
+    search report instead, a comparison folder (``comparison.csv``) the comparison page.
+    ``max_test`` limits the test images the plots use (default all)."""
     if is_search_dir(run_dir):
         return write_search_report(run_dir, out_path, data_dir=data_dir)
+    if is_compare_dir(run_dir):
+        return write_compare_report(run_dir, out_path)
     run = check_run_dir(run_dir)
     out = Path(out_path) if out_path is not None else run / REPORT_FILE
     cfg = read_config(run)
