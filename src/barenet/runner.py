@@ -72,7 +72,14 @@ def _raw(cfg: Config, split: str, data_dir: str | None) -> tuple[np.ndarray, np.
 
 
 def load_split(cfg: Config, split: str, data_dir: str | None = None) -> Split:
-    """A whole preprocessed split (``train`` or ``test``) shaped for the model."""
+    """A whole preprocessed split shaped for the model: ``train``, ``test``, or ``val``: the
+    validation samples the run held out of ``train`` (the same seeded split as in training)."""
+    if split == "val":
+        images, labels = _raw(cfg, "train", data_dir)
+        _, va = split_indices(cfg, labels)
+        if not len(va):
+            raise ConfigError("this run has no validation split (data.val_fraction is 0)")
+        return _split(cfg, images[va], labels[va])
     return _split(cfg, *_raw(cfg, split, data_dir))
 
 

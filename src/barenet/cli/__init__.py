@@ -24,7 +24,13 @@ DESCRIPTION = "barenet: train, search, test and draw NumPy neural networks."
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="barenet", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"barenet {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        title="commands",
+        help="run `barenet COMMAND --help` for its arguments",
+    )
     for module in COMMAND_MODULES:
         module.register(sub)
     return parser
