@@ -1,7 +1,8 @@
 """Shared plotting setup: the Agg backend (selected here, once), figure helpers, atomic PNGs.
 
 Every plot module imports ``plt`` from here, so the non-interactive backend is chosen before
-pyplot is first imported and no display is ever needed. Figures are saved with a fixed DPI and
+pyplot is first imported and no display is ever needed; in a Jupyter kernel the notebook's
+own (inline) backend is kept, so figures returned by the plot functions show in the notebook. Figures are saved with a fixed DPI and
 without ``bbox_inches="tight"``, so a PNG is exactly ``figsize * DPI`` pixels; constrained
 layout keeps labels inside that canvas.
 """
@@ -17,7 +18,10 @@ from typing import Any, TypeVar
 
 import matplotlib
 
-matplotlib.use("Agg")
+from ..train.progress import in_notebook
+
+if not in_notebook():
+    matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 import numpy as np  # noqa: E402
