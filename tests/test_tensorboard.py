@@ -104,3 +104,14 @@ def test_first_layer_images_for_conv_and_dense():
     dense = Sequential(Linear(784, 100, rng=rng))
     assert first_layer_images(dense, (28, 28)).shape == (64, 1, 28, 28)
     assert first_layer_images(dense, None) is None
+
+
+def test_missing_tensorboardx_is_one_clear_user_error(monkeypatch, tmp_path):
+    import sys
+
+    from barenet.errors import UserError
+    from barenet.train.tensorboard import TensorBoard
+
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)  # as if not installed
+    with pytest.raises(UserError, match=r"pip install -e '\.\[tensorboard\]'"):
+        TensorBoard(tmp_path)
