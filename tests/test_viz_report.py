@@ -99,7 +99,7 @@ def check_run_report(run, path) -> None:
     pred = model(test.x[:MAX_TEST]).argmax(axis=1)
     y = test.y[:MAX_TEST]
     acc = np.mean(pred[y == 3] == 3)
-    assert f"{100 * acc:.2f}%" in text and f"Over {MAX_TEST} test images." in text
+    assert f"{100 * acc:.2f}%" in text and f"Over the first {MAX_TEST} test images" in text
     assert plt.get_fignums() == []
 
 

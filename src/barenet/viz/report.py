@@ -109,7 +109,14 @@ def _class_table(
     if cm is None:
         return []
     n = int(np.asarray(cm).sum())
-    return [H.para(f"Over {n:,} test images."), per_class_table(np.asarray(cm), classes)]
+    total = (metrics.get("test") or {}).get("n")
+    note = f"Over {n:,} test images."
+    if total and total != n:
+        note = (
+            f"Over the first {n:,} test images, as the figures below "
+            f"(the metrics above: all {total:,})."
+        )
+    return [H.para(note), per_class_table(np.asarray(cm), classes)]
 
 
 def _plots(

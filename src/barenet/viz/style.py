@@ -2,9 +2,9 @@
 
 Every plot module imports ``plt`` from here, so the non-interactive backend is chosen before
 pyplot is first imported and no display is ever needed; in a Jupyter kernel the notebook's
-own (inline) backend is kept, so figures returned by the plot functions show in the notebook. Figures are saved with a fixed DPI and
-without ``bbox_inches="tight"``, so a PNG is exactly ``figsize * DPI`` pixels; constrained
-layout keeps labels inside that canvas.
+own (inline) backend is kept, so figures returned by the plot functions show in the notebook.
+Figures are saved with a fixed DPI and without ``bbox_inches="tight"``, so a PNG is exactly
+``figsize * DPI`` pixels; constrained layout keeps labels inside that canvas.
 """
 
 from __future__ import annotations
