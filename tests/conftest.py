@@ -1,13 +1,42 @@
-"""Shared fixtures: tiny trained runs (made once per session) for the CLI, plot and search tests."""
+"""Shared fixtures: tiny trained runs (made once per session) for the CLI, plot and search tests.
+
+The tests train on the real MNIST / Fashion-MNIST files in ``$BARENET_DATA``; without them the
+session ends at once with one line saying so (pytest's usage-error exit code, 4).
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 from barenet.config import load_config
 from barenet.runner import train_run
+
+DATASETS = ("mnist", "fashion-mnist")
+
+
+def data_problem() -> str | None:
+    """Why the real data cannot be used, or None."""
+    root = os.environ.get("BARENET_DATA")
+    if not root:
+        return "BARENET_DATA is not set"
+    missing = [d for d in DATASETS if not (Path(root) / d).is_dir()]
+    if missing:
+        return f"BARENET_DATA={root} has no {' or '.join(d + '/' for d in missing)}"
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    problem = data_problem()
+    if problem:
+        pytest.exit(
+            f"barenet tests need the MNIST and Fashion-MNIST files: {problem}; "
+            "run BARENET_DATA=/path/to/folder-with-mnist-and-fashion-mnist python -m pytest -q",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
+
 
 TINY_MLP = ["data.subset=0.05", "train.epochs=2", "model.sizes=[784, 32, 10]", "name=tiny-mlp"]
 TINY_CNN = [

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import csv
-import io
 import math
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from rich.console import Console
 
 from barenet.checkpoint import load_model_file
 from barenet.fileio import load_json
 from barenet.nn import Linear
-from barenet.train import progress as progress_mod
 from barenet.train.callbacks import (
     CSVLogger,
     EarlyStopping,
@@ -23,7 +20,6 @@ from barenet.train.callbacks import (
     ModelCheckpoint,
     resolve_mode,
 )
-from barenet.train.progress import ProgressBar
 
 
 def fake_trainer(seed=0):
@@ -245,46 +241,3 @@ def test_lambda_callback():
     drive(cb, [0.3, 0.2])
     assert events == ["begin", (1, 0.3), (2, 0.2), "end"]
     assert "on_batch_end" not in vars(cb)  # absent hooks stay the base no-ops
-
-
-# -- ProgressBar ----------------------------------------------------------------
-def run_bar(console, n_batches=1000, clock_step=0.01, monkeypatch=None):
-    t = [0.0]
-
-    def clock():
-        t[0] += clock_step
-        return t[0]
-
-    if monkeypatch is not None:
-        monkeypatch.setattr(progress_mod, "_clock", clock)
-    bar = ProgressBar(console=console)
-    trainer = fake_trainer()
-    trainer.epochs, trainer.steps_per_epoch = 1, n_batches
-    bar.on_train_begin(trainer)
-    bar.on_epoch_begin(trainer, 1)
-    for b in range(1, n_batches + 1):
-        bar.on_batch_end(trainer, b, {"loss": 0.5, "accuracy": 0.9, "batch_loss": 0.4, "size": 8})
-    bar.on_epoch_end(trainer, 1, {"epoch": 1, "loss": 0.5, "accuracy": 0.9, "lr": 0.01})
-    bar.on_train_end(trainer, {})
-    return bar
-
-
-def test_progress_bar_terminal_output_and_throttle(monkeypatch):
-    out = io.StringIO()
-    console = Console(file=out, force_terminal=True, width=120)
-    bar = run_bar(console, n_batches=1000, clock_step=0.01, monkeypatch=monkeypatch)
-    # 1000 batches over a fake 10 s: about one refresh per 0.1 s, not one per batch.
-    assert 90 <= bar.refreshes <= 110
-    text = out.getvalue()
-    assert (
-        "epoch 1/1" in text
-        and "loss 0.5 " in text
-        and "accuracy 0.9000" in text
-        and "lr 1.00e-02" in text
-    )
-
-
-def test_progress_bar_silent_when_not_a_terminal():
-    out = io.StringIO()
-    bar = run_bar(Console(file=out, force_terminal=False), n_batches=50)
-    assert out.getvalue() == "" and bar.refreshes == 0

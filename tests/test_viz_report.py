@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import base64
 import csv
+import os
 import shutil
 from html.parser import HTMLParser
 
 import numpy as np
 import pytest
-from test_viz import check_png, cnn_reported, mlp_reported  # noqa: F401 - fixtures
+from test_viz import MAX_TEST, check_png, cnn_reported, mlp_reported  # noqa: F401 - fixtures
 
 from barenet.cli import main
+from barenet.runner import load_run, load_split
 from barenet.viz import compare, compare_runs, overlay_curves, search_report
 from barenet.viz.rundata import read_history, read_metrics
 from barenet.viz.style import plt
@@ -90,10 +92,14 @@ def check_run_report(run, path) -> None:
     assert len(pngs) == len(c.imgs) >= 9
     embedded = {base64.b64decode(s.split(",", 1)[1]) for s in c.imgs}
     assert {p.read_bytes() for p in pngs} == embedded
-    # The per-class table shows each class with its accuracy from the confusion matrix.
-    cm = np.asarray(metrics["test"]["confusion_matrix"])
-    acc = cm[3, 3] / cm[3].sum()
-    assert f"{100 * acc:.2f}%" in text
+    # The per-class table shows each class's accuracy over the same test images as the
+    # figures (the first MAX_TEST, as the report was written with --max-test).
+    cfg, model = load_run(run)
+    test = load_split(cfg, "test", os.environ["BARENET_DATA"])
+    pred = model(test.x[:MAX_TEST]).argmax(axis=1)
+    y = test.y[:MAX_TEST]
+    acc = np.mean(pred[y == 3] == 3)
+    assert f"{100 * acc:.2f}%" in text and f"Over the first {MAX_TEST} test images" in text
     assert plt.get_fignums() == []
 
 
@@ -178,7 +184,9 @@ def test_search_report(tmp_path, mlp_run, cnn_run, monkeypatch):
     assert main(["report", str(root)]) == 0
     c = check_html(root / "report.html")
     text = " ".join(c.text)
-    assert "diverged: nan loss" in text and "optim.lr" in text and "lr: 0.3" in text
+    assert "diverged: nan loss" in text and "optim.lr" in text
+    # best_config.yaml is named with the command that trains it, not dumped whole
+    assert "lr: 0.3" not in text and f"barenet train {root / 'best_config.yaml'}" in text
     assert len(c.imgs) == 2  # the hyperparameter scatter and the top-trial curves
     check_png(root / "plots" / "search_params.png")
     check_png(root / "plots" / "search_top_curves.png")
@@ -193,6 +201,15 @@ def test_search_report(tmp_path, mlp_run, cnn_run, monkeypatch):
         "trial 3 (91.00%)",
         "trial 0 (88.00%)",
     ]
+    rows = search_report.read_leaderboard(root)[1]
+    labelled = list(search_report.top_histories(root, rows, params=["optim.lr"]))
+    assert labelled[0].startswith("trial 3: lr=") and labelled[0].endswith("(91.00%)")
+
+
+def test_learning_rates_get_a_log_axis_even_within_a_decade():
+    assert search_report.log_axis("optim.lr", np.array([0.01, 0.03, 0.1]))
+    assert not search_report.log_axis("model.hidden", np.array([8.0, 16.0, 32.0]))
+    assert not search_report.log_axis("optim.lr", np.array([0.0, 0.1]))
 
 
 def test_param_columns_are_config_keys():

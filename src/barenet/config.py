@@ -146,6 +146,7 @@ class TrainConfig(Strict):
     checkpoint_every_epoch: bool = False
     dtype: Literal["float32", "float64"] = "float32"
     watch: bool = Field(False, description="record per-layer internals per epoch (watch.json)")
+    tensorboard: bool = False  # event files in RUN_DIR/tensorboard (needs tensorboardX)
 
 
 class Config(Strict):

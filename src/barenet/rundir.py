@@ -4,11 +4,16 @@ A run folder (``barenet train``)::
 
     RUN/config.yaml  model.safetensors  history.csv  metrics.json  plots/  report.html
         [watch.json]  (``train.watch: true``)
+        tensorboard/  (``train.tensorboard: true``)
 
 A search folder (``barenet search``)::
 
     OUT/search.yaml  study.journal  leaderboard.csv  leaderboard.md  best_config.yaml
         trials/trial_NNNN/  (each a run folder)   best/  (``--retrain-best``)
+
+A comparison folder (``barenet compare``)::
+
+    OUT/comparison_curves.png  comparison.md  comparison.csv  report.html
 
 An experiment folder (``barenet experiment``)::
 
@@ -30,6 +35,7 @@ MODEL_FILE = "model.safetensors"  # best weights; config and training state as J
 HISTORY_FILE = "history.csv"  # one row per epoch
 METRICS_FILE = "metrics.json"  # final metrics
 PLOTS_DIR = "plots"  # ``barenet plot`` default output
+TENSORBOARD_DIR = "tensorboard"  # event files (``train.tensorboard: true``)
 REPORT_FILE = "report.html"  # ``barenet report`` default output (also in experiment folders)
 WATCH_FILE = "watch.json"  # per-layer internals per epoch (``train.watch: true``)
 
@@ -54,6 +60,11 @@ RESULTS_MD = "results.md"
 RESULTS_JSON = "results.json"
 CURVES_PNG = "curves.png"
 ACCURACY_PNG = "accuracy.png"
+
+# -- a comparison folder (``barenet compare``) ----------------------------------------------
+COMPARISON_CURVES_PNG = "comparison_curves.png"
+COMPARISON_MD = "comparison.md"
+COMPARISON_CSV = "comparison.csv"  # one row per run; marks the folder for ``barenet report``
 
 # -- default locations ---------------------------------------------------------------------
 OUTPUT_ROOT = Path("runs")

@@ -26,7 +26,14 @@ from .data import (
     train_val_split,
 )
 from .models import build_model, input_shape
-from .rundir import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, WATCH_FILE
+from .rundir import (
+    CONFIG_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    TENSORBOARD_DIR,
+    WATCH_FILE,
+)
 from .train import callbacks as cb
 from .train.trainer import Trainer
 
@@ -72,7 +79,14 @@ def _raw(cfg: Config, split: str, data_dir: str | None) -> tuple[np.ndarray, np.
 
 
 def load_split(cfg: Config, split: str, data_dir: str | None = None) -> Split:
-    """A whole preprocessed split (``train`` or ``test``) shaped for the model."""
+    """A whole preprocessed split shaped for the model: ``train``, ``test``, or ``val``: the
+    validation samples the run held out of ``train`` (the same seeded split as in training)."""
+    if split == "val":
+        images, labels = _raw(cfg, "train", data_dir)
+        _, va = split_indices(cfg, labels)
+        if not len(va):
+            raise ConfigError("this run has no validation split (data.val_fraction is 0)")
+        return _split(cfg, images[va], labels[va])
     return _split(cfg, *_raw(cfg, split, data_dir))
 
 
@@ -187,6 +201,12 @@ def train_run(
         from .train.watch import Watch
 
         callbacks.append(Watch.for_data(out / WATCH_FILE, data.train.x, data.train.y, cfg.seed))
+    if cfg.train.tensorboard:
+        from .train.tensorboard import TensorBoard
+
+        probe = (data.train.x[:256], data.train.y[:256])
+        image_shape = tuple(cfg.model.input_shape[1:])
+        callbacks.append(TensorBoard(out / TENSORBOARD_DIR, probe=probe, image_shape=image_shape))
     callbacks.extend(extra_callbacks)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
     trainer = Trainer(

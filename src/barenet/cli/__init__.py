@@ -11,18 +11,26 @@ import argparse
 import os
 import sys
 
-from . import diagnose, experiment, run, search, viz
+from .. import __version__
+from . import dashboard, diagnose, experiment, run, search, viz
 from .common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, user_errors
 
 # Each module registers its subcommands, in this order in ``barenet --help``.
-COMMAND_MODULES = (run, search, experiment, viz, diagnose)
+COMMAND_MODULES = (run, search, experiment, viz, diagnose, dashboard)
 
 DESCRIPTION = "barenet: train, search, test and draw NumPy neural networks."
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="barenet", description=DESCRIPTION)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"barenet {__version__}")
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        title="commands",
+        help="run `barenet COMMAND --help` for its arguments",
+    )
     for module in COMMAND_MODULES:
         module.register(sub)
     return parser

@@ -78,12 +78,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("test", help="evaluate a saved run")
-    p.add_argument("run_dir")
-    p.add_argument("--split", choices=("test", "train"), default="test")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (from barenet train)")
+    p.add_argument(
+        "--split",
+        choices=("test", "train", "val"),
+        default="test",
+        help="test set, the whole training set, or the validation samples the run held out "
+        "(default: test)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_data_dir(p)
     p.set_defaults(func=cmd_test)
 
     p = sub.add_parser("info", help="architecture, parameter count and metrics of a run")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (from barenet train)")
     p.set_defaults(func=cmd_info)

@@ -44,19 +44,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else timestamped("compare")
     rows = compare_runs(args.run_dirs, out, labels=args.labels)
     print(markdown_table(rows), end="")
-    print(f"curves and tables in {out}")
+    print(f"curves, tables and report.html in {out}")
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ..viz.plots import plot_names
+
     p = sub.add_parser("plot", help="draw the plots of a run folder as PNGs")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (from barenet train)")
     p.add_argument("--out", default=None, help="output folder (default: RUN_DIR/plots)")
     p.add_argument(
         "--what",
         default=None,
-        help="comma-separated groups: curves, watch, weights, pca, conv, confusion, "
-        "predictions, embedding (default: all that apply)",
+        help=f"comma-separated groups: {', '.join(plot_names())} (default: all that apply)",
     )
     p.add_argument(
         "--max-test",
@@ -68,8 +69,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_dir(p)
     p.set_defaults(func=cmd_plot)
 
-    p = sub.add_parser("report", help="one self-contained report.html for a run or search folder")
-    p.add_argument("run_dir", help="a run folder, or a search output folder (leaderboard.csv)")
+    p = sub.add_parser(
+        "report", help="one self-contained report.html for a run, search or comparison folder"
+    )
+    p.add_argument(
+        "run_dir",
+        metavar="FOLDER",
+        help="a run folder, a search output folder (leaderboard.csv) or a comparison folder "
+        "(comparison.csv, from barenet compare)",
+    )
     p.add_argument("--out", default=None, help="HTML file (default: RUN_DIR/report.html)")
     p.add_argument(
         "--max-test",
@@ -81,8 +89,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_dir(p)
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("compare", help="overlay the curves and tabulate the metrics of runs")
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p = sub.add_parser(
+        "compare", help="overlay the curves and tabulate the metrics of runs (PNG, MD, CSV, HTML)"
+    )
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders to compare")
     p.add_argument("--out", default=None, help="output folder (default: runs/compare-TIMESTAMP)")
     p.add_argument("--labels", nargs="+", default=None, help="one label per run (default: names)")
     p.set_defaults(func=cmd_compare)

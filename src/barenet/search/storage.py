@@ -91,7 +91,7 @@ def make_storage(
     except ImportError as err:
         raise ConfigError(
             f"--storage {_safe(storage)}: missing database driver ({err}); "
-            "for PostgreSQL: pip install 'barenet[postgres]'"
+            "for PostgreSQL: pip install -e '.[postgres]' in barenet's folder"
         ) from None
     except Exception as err:  # noqa: BLE001 - SQLAlchemy raises many kinds; report one line
         msg = " ".join(str(err).split())[:300]

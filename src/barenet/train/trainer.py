@@ -96,7 +96,7 @@ class Trainer:
             validation loader a ``val_*`` monitor falls back to the training metric.
         callbacks: ``Callback`` instances, called in order.
         clip_grad_norm: if set, gradients are rescaled to this global L2 norm at most.
-        progress: add a ``ProgressBar`` (silent unless stderr is a terminal).
+        progress: add a ``ProgressBar`` (a bar on a terminal or in Jupyter; a line per epoch).
 
     Epoch logs: ``epoch`` (1-based), ``loss`` and ``accuracy`` (batch-size weighted
     means over the epoch, computed from the training-mode forward passes),

@@ -6,17 +6,19 @@ on any run, including ones trained elsewhere. matplotlib runs on the Agg backend
 
 from .compare import compare_runs, overlay_curves
 from .pca import pca
-from .plots import PLOTS, PlotResult, plot_run
+from .plots import REGISTRY, Plot, PlotResult, plot_names, plot_run
 from .report import write_report
 from .search_report import is_search_dir, write_search_report
 
 __all__ = [
-    "PLOTS",
+    "REGISTRY",
+    "Plot",
     "PlotResult",
     "compare_runs",
     "is_search_dir",
     "overlay_curves",
     "pca",
+    "plot_names",
     "plot_run",
     "write_report",
     "write_search_report",

@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from .. import fileio
+from ..rundir import COMPARISON_CSV, COMPARISON_CURVES_PNG, COMPARISON_MD
 from .curves import spans_decades
 from .rundata import as_history, check_run_dir, has_values, read_history, read_metrics
 from .style import CLASS_CMAP, closes_on_error, new_figure, plt, save_figure
@@ -94,6 +95,7 @@ def overlay_curves(
         raise ValueError(f"none of the histories has any of {', '.join(metrics)}")
     fig, axes = new_figure(1, len(shown), figsize=(5.0 * len(shown) + 2.2, 4.6))
     cmap = plt.get_cmap(CLASS_CMAP if len(runs) <= 10 else "tab20")
+    same = identical_to(runs, shown)
     for c, metric in enumerate(shown):
         ax = axes[0, c]
         every: list[np.ndarray] = []
@@ -107,15 +109,18 @@ def overlay_curves(
             mean = np.nanmean(v, axis=0)
             color = cmap(k % cmap.N)
             n = len(hs)
+            name = label if n == 1 else f"{label} (mean of {n})"
+            # Each line its own dash and marker: identical runs stay visible as a mixed line.
             ax.plot(
                 e,
                 mean,
-                "-",
-                marker="o" if len(e) <= 30 else None,
-                ms=3,
+                LINESTYLES[k % len(LINESTYLES)],
+                marker=MARKERS[k % len(MARKERS)] if len(e) <= 30 else None,
+                ms=4 + 1.5 * (k % 3),
+                mfc="none" if k % 2 else color,
                 lw=1.6,
                 color=color,
-                label=label if n == 1 else f"{label} (mean of {n})",
+                label=name + (f" (identical to {same[label]})" if label in same else ""),
             )
             if n > 1:
                 if band == "std":
@@ -150,6 +155,27 @@ def overlay_curves(
     )
     fig.suptitle(title or "Run comparison")
     return save_figure(fig, out_path)
+
+
+LINESTYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def identical_to(runs: Mapping[str, list[Any]], metrics: Sequence[str]) -> dict[str, str]:
+    """``{label: earlier label}`` for runs whose curves equal an earlier one's on every metric
+    (e.g. two variants that resolve to the same config): they would hide each other."""
+    curves = {label: [align(hs, m)[1] for m in metrics] for label, hs in runs.items()}
+    out: dict[str, str] = {}
+    labels = list(curves)
+    for i, a in enumerate(labels):
+        for b in labels[:i]:
+            if b not in out and all(
+                x.shape == y.shape and np.array_equal(x, y, equal_nan=True)
+                for x, y in zip(curves[a], curves[b], strict=True)
+            ):
+                out[a] = b
+                break
+    return out
 
 
 def _unique_labels(run_dirs: Sequence[Path]) -> list[str]:
@@ -225,8 +251,9 @@ def compare_runs(
     labels: Sequence[str] | None = None,
     band: str = "minmax",
 ) -> list[dict[str, Any]]:
-    """Write ``comparison_curves.png``, ``comparison.md`` and ``comparison.csv`` into
-    ``out_dir``; return the table rows (one dict per run, keys from ``COLUMNS``).
+    """Write ``comparison_curves.png``, ``comparison.md``, ``comparison.csv`` and
+    ``report.html`` into ``out_dir``; return the table rows (one dict per run, keys from
+    ``COLUMNS``).
 
     Runs sharing a label are drawn as one mean curve with a band (the table keeps every run).
     """
@@ -246,10 +273,13 @@ def compare_runs(
     if groups:
         overlay_curves(
             groups,
-            out / "comparison_curves.png",
+            out / COMPARISON_CURVES_PNG,
             band=band,
             title=f"Comparison of {len(runs)} runs",
         )
-    fileio.atomic_write_text(out / "comparison.md", markdown_table(rows))
-    fileio.atomic_write_text(out / "comparison.csv", csv_table(rows))
+    fileio.atomic_write_text(out / COMPARISON_MD, markdown_table(rows))
+    fileio.atomic_write_text(out / COMPARISON_CSV, csv_table(rows))
+    from .compare_report import write_compare_report
+
+    write_compare_report(out, rows=rows)
     return rows

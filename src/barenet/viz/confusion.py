@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 from .style import closes_on_error, new_figure, save_figure
@@ -21,7 +22,9 @@ def row_normalise(cm: np.ndarray) -> np.ndarray:
     return np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
 
 
-def _matrix(ax: Axes, m: np.ndarray, classes: list[str], fmt, vmax: float, title: str, fig):
+def _matrix(
+    ax: Axes, m: np.ndarray, classes: list[str], fmt, vmax: float, title: str, fig, cbar_fmt=None
+):
     k = len(classes)
     im = ax.imshow(m, cmap="Blues", vmin=0, vmax=vmax, interpolation="nearest")
     if max(len(c) for c in classes) > 2:  # garment names need the room; digits do not
@@ -47,11 +50,13 @@ def _matrix(ax: Axes, m: np.ndarray, classes: list[str], fmt, vmax: float, title
                 fontsize=size,
                 color="white" if dark else "0.15",
             )
-    fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.colorbar(im, ax=ax, shrink=0.8, format=cbar_fmt)
 
 
 @closes_on_error
-def plot_confusion(cm: np.ndarray, classes: list[str], out_path: str | Path) -> Path:
+def plot_confusion(
+    cm: np.ndarray, classes: list[str], out_path: str | Path | None = None
+) -> Path | Figure:
     """Counts (left) and row-normalised rates (right: row i = where true class i went)."""
     cm = np.asarray(cm)
     fig, axes = new_figure(1, 2, figsize=CONFUSION_SIZE)
@@ -66,15 +71,16 @@ def plot_confusion(cm: np.ndarray, classes: list[str], out_path: str | Path) -> 
         f"Counts ({total:,} test images)",
         fig,
     )
-    norm = row_normalise(cm)
+    pct = 100 * row_normalise(cm)  # cells and colour bar on the same 0-100 % scale
     _matrix(
         axes[0, 1],
-        norm,
+        pct,
         classes,
-        lambda v: f"{100 * v:.0f}" if v >= 0.0095 else f"{100 * v:.1f}",  # never a bare "0"
-        1.0,
+        lambda v: f"{v:.0f}" if v >= 0.95 else f"{v:.1f}",  # never a bare "0"
+        100.0,
         "Row-normalised (% of each true class)",
         fig,
+        cbar_fmt=PercentFormatter(100),
     )
     fig.suptitle(f"Confusion matrix — accuracy {100 * acc:.2f}%")
     return save_figure(fig, out_path)
@@ -84,12 +90,13 @@ def plot_confusion(cm: np.ndarray, classes: list[str], out_path: str | Path) -> 
 def plot_per_class(
     per_class_accuracy: np.ndarray,
     classes: list[str],
-    out_path: str | Path,
+    out_path: str | Path | None = None,
     counts: np.ndarray | None = None,
     overall: float | None = None,
-) -> Path:
-    """Accuracy per class on a full 0-100% axis (left) and the error rate per class on a
-    zero-based axis scaled to the data (right), where small differences are visible."""
+) -> Path | Figure:
+    """Accuracy per class (left) on an axis starting just below the worst class, so the
+    differences show, and the error rate per class on a zero-based axis (right). The dashed
+    overall line passes behind the value labels, never through them."""
     acc = np.asarray(per_class_accuracy, dtype=np.float64)
     y = np.arange(len(classes))
     fig, axes = new_figure(1, 2, figsize=PER_CLASS_SIZE)
@@ -97,23 +104,29 @@ def plot_per_class(
     bars = ax.barh(y, acc, color="tab:blue", alpha=0.85)
     ax.set_yticks(y, classes)
     ax.invert_yaxis()
-    ax.set_xlim(0, 1.12)
+    finite = acc[np.isfinite(acc)]
+    worst = float(finite.min()) if finite.size else 0.0
+    lo = max(0.0, np.floor((worst - 0.05) * 20) / 20)  # 5 % below the worst, on a 5 % step
+    ax.set_xlim(lo, 1.0 + (1.0 - lo) * 0.14)  # room for the labels right of a 100 % bar
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel("accuracy")
     ax.set_title(
         "Per-class accuracy"
         + (f" (dashed: overall {100 * overall:.2f}%)" if overall is not None else "")
     )
+    pad = (1.0 - lo) * 0.01
     for b, a in zip(bars, acc, strict=True):
         ax.text(
-            b.get_width() + 0.01,
+            b.get_width() + pad,
             b.get_y() + b.get_height() / 2,
             f"{100 * a:.1f}%",
             va="center",
             fontsize=8,
+            zorder=4,
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0, "alpha": 0.9},
         )
     if overall is not None:
-        ax.axvline(overall, color="tab:red", ls="--", lw=1)
+        ax.axvline(overall, color="tab:red", ls="--", lw=1, zorder=3)
 
     ax = axes[0, 1]
     err = 1 - acc

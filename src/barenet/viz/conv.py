@@ -72,6 +72,7 @@ def plot_feature_maps(
     labels: list[str] | None = None,
     max_channels: int = 12,
     prefix: str = "feature_maps",
+    cmap: str = "gray_r",
 ) -> list[Path]:
     """One PNG per conv layer: for each input (row) the image and its first ``max_channels``
     maps after the block's activation. ``x`` is the model input (n, C, H, W) of a few images,
@@ -87,7 +88,7 @@ def plot_feature_maps(
         # Maps are enlarged (nearest neighbour, blocky but faithful) to the input's size.
         h, w = images.shape[1:]
         ys, xs = (np.arange(h) * hm // h)[:, None], (np.arange(w) * wm // w)[None, :]
-        inputs = colorize(images, "gray_r")
+        inputs = colorize(images, cmap)
         fmaps = colorize(m[:, :ch, ys, xs].reshape(n * ch, h, w), "magma").reshape(n, ch, h, w, 4)
         cells = np.concatenate([inputs[:, None], fmaps], axis=1).reshape(n * (ch + 1), h, w, 4)
         titles = []

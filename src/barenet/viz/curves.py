@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from .rundata import History, as_history, has_values
@@ -36,10 +37,17 @@ def best_epoch(history: History) -> float | None:
     return None
 
 
-def _epoch_axis(ax: Axes) -> None:
+def _epoch_axis(ax: Axes, epochs: np.ndarray | None = None) -> None:
+    """Integer epoch ticks; a run of one or two epochs gets a half-epoch margin so the
+    locator has whole numbers to show (not 0.945 ... 1.05)."""
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, alpha=0.3)
+    e = np.asarray(epochs if epochs is not None else [], dtype=np.float64)
+    e = e[np.isfinite(e)]
+    if e.size and e.max() - e.min() < 2:
+        ax.set_xlim(e.min() - 0.5, e.max() + 0.5)
+        ax.set_xticks(np.unique(e))
 
 
 def _empty(ax: Axes, what: str) -> None:
@@ -63,7 +71,7 @@ def _pair(ax: Axes, h: History, key: str, label: str, best: float | None) -> Non
             drawn = True
     ax.set_title(label)
     ax.set_ylabel(label.lower())
-    _epoch_axis(ax)
+    _epoch_axis(ax, e)
     if not drawn:
         _empty(ax, label.lower())
         return
@@ -75,7 +83,7 @@ def _pair(ax: Axes, h: History, key: str, label: str, best: float | None) -> Non
 def _single(ax: Axes, h: History, key: str, title: str, ylabel: str, color: str) -> None:
     ax.set_title(title)
     ax.set_ylabel(ylabel)
-    _epoch_axis(ax)
+    _epoch_axis(ax, h.get("epoch"))
     if not has_values(h, key):
         _empty(ax, title.lower())
         return
@@ -123,10 +131,10 @@ def _schedule(ax: Axes, h: History, x: np.ndarray, lr: np.ndarray) -> None:
 
 def plot_curves(
     history: object,
-    out_path: str | Path,
+    out_path: str | Path | None = None,
     title: str | None = None,
     lr_steps: tuple[np.ndarray, np.ndarray] | None = None,
-) -> Path:
+) -> Path | Figure:
     """2x2 panels: loss, accuracy (train and validation), learning rate, gradient norm.
 
     ``lr_steps`` = (x, lr) of every optimizer step (see ``schedule.lr_per_step``) draws the

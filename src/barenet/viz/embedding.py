@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse.linalg
+from matplotlib.figure import Figure
 
 from .style import CLASS_CMAP, closes_on_error, new_figure, plt, save_figure
 
@@ -52,9 +53,9 @@ def plot_embedding(
     features: np.ndarray,
     labels: np.ndarray,
     classes: list[str],
-    out_path: str | Path,
+    out_path: str | Path | None = None,
     title: str = "Last hidden layer",
-) -> Path:
+) -> Path | Figure:
     """Scatter of ``features`` (n, D) projected on their top two principal components."""
     xy, ratio = project_2d(features)
     fig, axes = new_figure(1, 1, figsize=EMBEDDING_SIZE)

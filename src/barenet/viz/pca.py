@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from .. import nn
@@ -66,11 +67,11 @@ def first_layer_matrix(model: nn.Module) -> tuple[np.ndarray, tuple[int, int] | 
 @closes_on_error
 def plot_pca(
     weights: np.ndarray,
-    out_path: str | Path,
+    out_path: str | Path | None = None,
     image_shape: tuple[int, int] | None = (28, 28),
     n_show: int = 10,
     label: str = "first layer",
-) -> Path:
+) -> Path | Figure:
     """Mean unit and the top ``n_show`` components as images, plus the explained-variance curve.
 
     Without an ``image_shape`` (e.g. multi-channel conv kernels) the components are drawn as

@@ -1,8 +1,10 @@
 """Every plot of one run folder, from the folder alone (plus the dataset for test images).
 
-``plot_run`` loads what each requested plot needs, once: the history for the curves, the model
-for weights and kernels, and one batched pass over the test set for the confusion matrix,
-predictions, feature maps and the embedding.
+The plots are a registry, ``REGISTRY``: one ``Plot`` entry per group, in report order, naming
+its draw function, report section and captions. ``barenet plot --what``, ``plot_run`` and the
+HTML report all read it, so a new plot is one function plus one entry. A draw function takes
+the run's ``Context`` (whose model, test images and model outputs are loaded on first use,
+once) and returns the PNG paths it wrote, or a string saying why it does not apply.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import numpy as np
 
 from ..rundir import PLOTS_DIR
 from .confusion import plot_confusion, plot_per_class
+from .context import Context
 from .conv import plot_feature_maps, plot_kernels
 from .curves import plot_curves
 from .embedding import plot_embedding
-from .inference import Outputs, conv_indices, last_linear_index, layers_of, run_batches
+from .inference import conv_indices, last_linear_index, layers_of
 from .pca import first_layer_matrix, plot_pca
 from .predictions import plot_confident_errors, plot_predictions, sample_indices
 from .rundata import check_run_dir, read_config, read_history, read_metrics
@@ -27,68 +30,55 @@ from .schedule import lr_per_step, steps_per_epoch
 from .watch import draw_watch
 from .weights import first_linear, plot_first_layer, plot_histograms
 
-# Groups accepted by --what, in report order.
-PLOTS = ("curves", "watch", "weights", "pca", "conv", "confusion", "predictions", "embedding")
-NEEDS_TEST_DATA = {"conv", "confusion", "predictions", "embedding"}
+
+@dataclass(frozen=True)
+class Plot:
+    """One plot group. ``captions`` maps a PNG name (or a name prefix ending in ``*``) to
+    the report's caption; ``needs_data``: it draws test images (needs the data set)."""
+
+    name: str
+    title: str
+    draw: Callable[..., list[Path] | str]
+    captions: dict[str, str] = field(default_factory=dict)
+    needs_data: bool = False
 
 
 @dataclass
 class PlotResult:
-    """``files``: group -> PNG paths written; ``skipped``: group -> why it was not drawn."""
+    """``files``: group -> PNG paths written; ``skipped``: group -> why it was not drawn.
+
+    In Jupyter, a ``PlotResult`` displays its PNGs inline."""
 
     out_dir: Path
     files: dict[str, list[Path]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    context: Context | None = field(default=None, repr=False)  # what the plots were drawn from
 
     def all_files(self) -> list[Path]:
-        return [p for g in PLOTS for p in self.files.get(g, [])]
+        return [p for g in plot_names() for p in self.files.get(g, [])]
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import Image, display
+
+        for path in self.all_files():
+            display(Image(filename=str(path)))
+        for group, why in self.skipped.items():
+            print(f"skipped {group}: {why}")
 
 
-def parse_what(what: str | list[str] | tuple[str, ...] | None) -> list[str]:
-    """``None``/"all" -> every group; else the named groups (comma-separated or a list)."""
-    if what is None:
-        return list(PLOTS)
-    items = what.split(",") if isinstance(what, str) else list(what)
-    names = [w.strip().lower() for w in items if w.strip()]
-    if not names or names == ["all"]:
-        return list(PLOTS)
-    bad = [n for n in names if n not in PLOTS]
-    if bad:
-        raise ValueError(f"unknown plot {bad[0]!r}; choose from {', '.join(PLOTS)} (or all)")
-    return [p for p in PLOTS if p in names]
+def _curves(ctx: Context, **_: Any) -> list[Path] | str:
+    history = read_history(ctx.run)
+    if not history:
+        return "no history.csv"
+    lr = _lr_steps(ctx.run, history, ctx.data_dir)
+    return [plot_curves(history, ctx.out / "curves.png", title=_title(ctx.run), lr_steps=lr)]
 
 
-@dataclass
-class _Context:
-    """What the plots of one run share: loaded once."""
-
-    cfg: Any
-    model: Any
-    classes: list[str]
-    out: Path
-    seed: int
-    images: np.ndarray | None = None  # uint8 (n, H, W) test images, for display
-    x: np.ndarray | None = None  # the same, preprocessed and shaped for the model
-    y: np.ndarray | None = None
-    outputs: Outputs | None = None  # probabilities and last-hidden features of x
-
-    def rng(self, group: str) -> np.random.Generator:
-        """One generator per group: a group's samples do not depend on which others ran."""
-        return np.random.default_rng([self.seed, PLOTS.index(group)])
+def _watch(ctx: Context, requested: bool = False, **_: Any) -> list[Path] | str | None:
+    return draw_watch(ctx.run, ctx.out, requested=requested)
 
 
-def _load_test(ctx: _Context, data_dir: str | None, max_test: int | None) -> None:
-    from ..data import load
-    from ..runner import load_split
-
-    cfg = ctx.cfg
-    images, _ = load(cfg.data.dataset, split="test", data_dir=data_dir or cfg.data.data_dir)
-    split = load_split(cfg, "test", data_dir)
-    n = len(split.y) if max_test is None else min(max_test, len(split.y))
-    ctx.images, ctx.x, ctx.y = images[:n], split.x[:n], np.asarray(split.y[:n])
-
-
-def _weights(ctx: _Context, **_: Any) -> list[Path]:
+def _weights(ctx: Context, **_: Any) -> list[Path]:
     files = [plot_histograms(ctx.model, ctx.out / "weight_histograms.png")]
     if first_linear(ctx.model) is not None:
         hw = tuple(ctx.cfg.model.input_shape[1:])
@@ -103,27 +93,25 @@ def _weights(ctx: _Context, **_: Any) -> list[Path]:
     return files
 
 
-def _pca(ctx: _Context, **_: Any) -> list[Path] | str:
+def _pca(ctx: Context, **_: Any) -> list[Path] | str:
     w, shape, label = first_layer_matrix(ctx.model)
     if len(w) < 2:
         return "the first layer has fewer than 2 units"
     return [plot_pca(w, ctx.out / "pca_first_layer.png", image_shape=shape, label=label)]
 
 
-def _conv(ctx: _Context, n_feature_images: int, **_: Any) -> list[Path] | str:
+def _conv(ctx: Context, n_feature_images: int, **_: Any) -> list[Path] | str:
     if not conv_indices(ctx.model):
         return "the model has no conv layers"
     idx = sample_indices(len(ctx.y), n_feature_images, ctx.rng("conv"))
     labels = [f"true {ctx.classes[int(t)]}" for t in ctx.y[idx]]
     return plot_kernels(ctx.model, ctx.out) + plot_feature_maps(
-        ctx.model, ctx.x[idx], ctx.images[idx], ctx.out, labels=labels
+        ctx.model, ctx.x[idx], ctx.images[idx], ctx.out, labels=labels, cmap=ctx.image_cmap
     )
 
 
-def _confusion(ctx: _Context, **_: Any) -> list[Path]:
-    k = len(ctx.classes)
-    pred = ctx.outputs.probs.argmax(axis=1)
-    cm = np.bincount(ctx.y * k + pred, minlength=k * k).reshape(k, k)  # row: true class
+def _confusion(ctx: Context, **_: Any) -> list[Path]:
+    cm = ctx.confusion_matrix
     counts = cm.sum(axis=1)
     acc = np.diag(cm) / np.maximum(counts, 1)
     return [
@@ -138,7 +126,7 @@ def _confusion(ctx: _Context, **_: Any) -> list[Path]:
     ]
 
 
-def _predictions(ctx: _Context, n_images: int, **_: Any) -> list[Path]:
+def _predictions(ctx: Context, n_images: int, **_: Any) -> list[Path]:
     p = ctx.outputs.probs
     idx = sample_indices(len(ctx.y), n_images, ctx.rng("predictions"))
     return [
@@ -149,14 +137,21 @@ def _predictions(ctx: _Context, n_images: int, **_: Any) -> list[Path]:
             ctx.classes,
             ctx.out / "predictions.png",
             title="Random test images: predicted vs true",
+            cmap=ctx.image_cmap,
         ),
         plot_confident_errors(
-            ctx.images, ctx.y, p, ctx.classes, ctx.out / "confident_errors.png", k=n_images
+            ctx.images,
+            ctx.y,
+            p,
+            ctx.classes,
+            ctx.out / "confident_errors.png",
+            k=n_images,
+            cmap=ctx.image_cmap,
         ),
     ]
 
 
-def _embedding(ctx: _Context, max_points: int, **_: Any) -> list[Path]:
+def _embedding(ctx: Context, max_points: int, **_: Any) -> list[Path]:
     idx = sample_indices(len(ctx.y), max_points, ctx.rng("embedding"))
     cut = last_linear_index(ctx.model)
     if not any(m.parameters() for m in layers_of(ctx.model)[:cut]):
@@ -176,14 +171,132 @@ def _embedding(ctx: _Context, max_points: int, **_: Any) -> list[Path]:
     ]
 
 
-DRAW: dict[str, Callable[..., list[Path] | str]] = {
-    "weights": _weights,
-    "pca": _pca,
-    "conv": _conv,
-    "confusion": _confusion,
-    "predictions": _predictions,
-    "embedding": _embedding,
-}
+# The plots, in report order. A new plot: its draw function above, and one entry here.
+REGISTRY: tuple[Plot, ...] = (
+    Plot(
+        "curves",
+        "Training curves",
+        _curves,
+        {
+            "curves.png": "Loss and accuracy per epoch (train: running mean over the epoch in "
+            "training mode; validation: end of epoch), learning rate at the start of each "
+            "epoch, and mean gradient norm. The dotted line marks the best validation epoch "
+            "(the weights kept)."
+        },
+    ),
+    Plot(
+        "watch",
+        "Inside the network",
+        _watch,
+        {
+            "watch.png": "Inside the network per layer and epoch (recorded with train.watch: "
+            "true, on a fixed batch of training images; epoch 0 is the initialisation): "
+            "activation mean and spread, dead ReLU units or saturated sigmoid/tanh outputs, "
+            "gradient norm and the update-to-weight ratio of the first steps of each epoch "
+            "(about 1e-3 is healthy)."
+        },
+    ),
+    Plot(
+        "confusion",
+        "Per-class results (test set)",
+        _confusion,
+        {
+            "per_class_accuracy.png": "Test accuracy per class, and the error rate on a scale "
+            "that shows the differences.",
+            "confusion_matrix.png": "Rows are true classes, columns predictions: raw counts and "
+            "each row as a percentage of its class.",
+        },
+        needs_data=True,
+    ),
+    Plot(
+        "predictions",
+        "Predictions",
+        _predictions,
+        {
+            "predictions.png": "Random test images with predicted label, confidence and true "
+            "label.",
+            "confident_errors.png": "The misclassified test images the model was most "
+            "confident about.",
+        },
+        needs_data=True,
+    ),
+    Plot(
+        "weights",
+        "Weights",
+        _weights,
+        {
+            "weight_histograms.png": "Distribution of weights and biases in each layer.",
+            "first_layer_weights.png": "Incoming weights of each first-layer unit drawn as an "
+            "image: red pixels excite the unit, blue ones inhibit it.",
+        },
+    ),
+    Plot(
+        "pca",
+        "First-layer PCA",
+        _pca,
+        {
+            "pca_first_layer.png": "PCA of the first layer's weight vectors (one sample per "
+            "unit, centred): the patterns along which units differ most, and how much variance "
+            "each explains."
+        },
+    ),
+    Plot(
+        "conv",
+        "Convolutions",
+        _conv,
+        {
+            "kernels_*": "Learned convolution kernels (one symmetric colour scale per layer).",
+            "feature_maps_*": "What this conv layer responds to on a few test images (after "
+            "the activation).",
+        },
+        needs_data=True,
+    ),
+    Plot(
+        "embedding",
+        "Hidden representation",
+        _embedding,
+        {
+            "embedding_pca.png": "The input of the final linear layer for a sample of test "
+            "images, projected on its top two principal components and coloured by true class."
+        },
+        needs_data=True,
+    ),
+)
+
+
+def plot_names(needs_data: bool | None = None) -> tuple[str, ...]:
+    """The names ``--what`` accepts, in report order (only those that do / do not need the
+    data set, if ``needs_data`` is given). Read from ``REGISTRY`` at each call."""
+    return tuple(p.name for p in REGISTRY if needs_data in (None, p.needs_data))
+
+
+def get_plot(name: str) -> Plot:
+    return next(p for p in REGISTRY if p.name == name)
+
+
+def caption(png: str | Path) -> str:
+    """The registry's caption for a PNG written by ``plot_run`` ("" if it has none)."""
+    name = Path(png).name
+    for plot in REGISTRY:
+        for key, text in plot.captions.items():
+            if name == key or (key.endswith("*") and name.startswith(key[:-1])):
+                return text
+    return ""
+
+
+def parse_what(what: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """``None``/"all" -> every group; else the named groups (comma-separated or a list)."""
+    names_all = plot_names()
+    if what is None:
+        return list(names_all)
+    items = what.split(",") if isinstance(what, str) else list(what)
+    names = [w.strip().lower() for w in items if w.strip()]
+    if not names or names == ["all"]:
+        return list(names_all)
+    bad = [n for n in names if n not in names_all]
+    if bad:
+        raise ValueError(f"unknown plot {bad[0]!r}; choose from {', '.join(names_all)} (or all)")
+    return [p for p in names_all if p in names]
 
 
 def plot_run(
@@ -198,7 +311,7 @@ def plot_run(
     seed: int = 0,
 ) -> PlotResult:
     """Write the requested plot groups (default: all that apply) as PNGs into ``out_dir``
-    (default ``run_dir/plots``) and return what was written.
+    (default ``run_dir/plots``) and return what was written (shown inline in Jupyter).
 
     Groups that do not apply (conv plots for an MLP) are listed in ``skipped``; if nothing at
     all could be drawn a ValueError says why. ``max_test`` limits the test images used (None:
@@ -209,45 +322,18 @@ def plot_run(
         raise ValueError(f"max_test must be at least 1, got {max_test}")
     run = check_run_dir(run_dir)
     out = Path(out_dir) if out_dir is not None else run / PLOTS_DIR
-    groups = parse_what(what)
-    res = PlotResult(out)
-
-    if "curves" in groups:
-        history = read_history(run)
-        if history:
-            lr = _lr_steps(run, history, data_dir)
-            curve = plot_curves(history, out / "curves.png", title=_title(run), lr_steps=lr)
-            res.files["curves"] = [curve]
-        else:
-            res.skipped["curves"] = "no history.csv"
-    if "watch" in groups:  # needs only the run folder, like the curves
-        drawn = draw_watch(run, out, requested=what not in (None, "all"))
+    opts = {"n_images": n_images, "n_feature_images": n_feature_images, "max_points": max_points}
+    opts["requested"] = what not in (None, "all")  # asked by name: say why a plot is missing
+    ctx = Context(run, out, data_dir, max_test, seed)
+    res = PlotResult(out, context=ctx)
+    for name in parse_what(what):
+        drawn = get_plot(name).draw(ctx, **opts)
+        if drawn is None:  # does not apply to this run and was not asked for
+            continue
         if isinstance(drawn, str):
-            res.skipped["watch"] = drawn
-        elif drawn:
-            res.files["watch"] = drawn
-    rest = [g for g in groups if g not in ("curves", "watch")]
-    if rest:
-        from ..data import CLASS_NAMES
-        from ..runner import load_run
-
-        cfg, model = load_run(run)
-        ctx = _Context(cfg, model, CLASS_NAMES[cfg.data.dataset], out, seed)
-        if NEEDS_TEST_DATA & set(rest):
-            _load_test(ctx, data_dir, max_test)
-        if {"confusion", "predictions", "embedding"} & set(rest):
-            ctx.outputs = run_batches(model, ctx.x)
-        opts = {
-            "n_images": n_images,
-            "n_feature_images": n_feature_images,
-            "max_points": max_points,
-        }
-        for g in rest:
-            drawn = DRAW[g](ctx, **opts)
-            if isinstance(drawn, str):
-                res.skipped[g] = drawn
-            else:
-                res.files[g] = drawn
+            res.skipped[name] = drawn
+        else:
+            res.files[name] = drawn
     if not res.files:
         raise ValueError(
             "nothing to plot: " + "; ".join(f"{k}: {v}" for k, v in res.skipped.items())

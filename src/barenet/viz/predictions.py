@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from .style import blank_figure, closes_on_error, colorize, draw_tiles, grid_shape, save_figure
 
@@ -31,14 +32,16 @@ def plot_predictions(
     labels: np.ndarray,
     probs: np.ndarray,
     classes: list[str],
-    out_path: str | Path,
+    out_path: str | Path | None = None,
     title: str = "Test predictions",
     ncols: int = 8,
     count: bool = True,
-) -> Path:
+    cmap: str = "gray_r",
+) -> Path | Figure:
     """Each cell: the image, "pred (confidence)" and "true"; green if right, red if wrong.
 
-    ``images`` (n, H, W) for display, ``labels`` (n,), ``probs`` (n, K) softmax outputs.
+    ``images`` (n, H, W) for display, ``labels`` (n,), ``probs`` (n, K) softmax outputs;
+    ``cmap`` draws the images (``style.image_cmap(dataset)``).
     """
     n = len(images)
     rows, cols = grid_shape(max(n, 1), ncols)
@@ -51,7 +54,7 @@ def plot_predictions(
             for k, (p, t) in enumerate(zip(pred, labels, strict=True))
         ]
         colors = [CORRECT if p == t else WRONG for p, t in zip(pred, labels, strict=True)]
-        rgba = colorize(images, "gray_r", per_image=False)
+        rgba = colorize(images, cmap, per_image=False)
         draw_tiles(ax, rgba, cols, titles=titles, colors=colors, fontsize=8, title_rows=2)
     else:
         ax.text(0.5, 0.5, "none", ha="center", va="center", fontsize=14)
@@ -67,9 +70,10 @@ def plot_confident_errors(
     labels: np.ndarray,
     probs: np.ndarray,
     classes: list[str],
-    out_path: str | Path,
+    out_path: str | Path | None = None,
     k: int = 24,
-) -> Path:
+    cmap: str = "gray_r",
+) -> Path | Figure:
     """The ``k`` misclassified test images the model was most sure about."""
     idx = most_confident_errors(probs, labels, k)
     n_wrong = int((probs.argmax(axis=1) != labels).sum())
@@ -95,4 +99,5 @@ def plot_confident_errors(
         out_path,
         title=f"Most confident mistakes (top {len(idx)} of {n_wrong:,} errors)",
         count=False,
+        cmap=cmap,
     )

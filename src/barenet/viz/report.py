@@ -18,40 +18,10 @@ from .. import fileio
 from ..config import to_dict
 from ..rundir import PLOTS_DIR, REPORT_FILE
 from . import html as H
-from .plots import NEEDS_TEST_DATA, PLOTS, PlotResult, plot_run
+from . import plots
+from .compare_report import is_compare_dir, write_compare_report
 from .rundata import check_run_dir, has_values, read_config, read_history, read_metrics
 from .search_report import is_search_dir, write_search_report
-
-CAPTIONS = {
-    "curves.png": "Loss and accuracy per epoch (train: running mean over the epoch in training "
-    "mode; validation: end of epoch), learning rate at the start of each epoch, and mean "
-    "gradient norm. The dotted line marks the best validation epoch (the weights kept).",
-    "weight_histograms.png": "Distribution of weights and biases in each layer.",
-    "first_layer_weights.png": "Incoming weights of each first-layer unit drawn as an image: "
-    "red pixels excite the unit, blue ones inhibit it.",
-    "pca_first_layer.png": "PCA of the first layer's weight vectors (one sample per unit, "
-    "centred): the patterns along which units differ most, and how much variance each explains.",
-    "confusion_matrix.png": "Rows are true classes, columns predictions: raw counts and each "
-    "row as a percentage of its class.",
-    "per_class_accuracy.png": "Test accuracy per class, and the error rate on a scale that "
-    "shows the differences.",
-    "predictions.png": "Random test images with predicted label, confidence and true label.",
-    "confident_errors.png": "The misclassified test images the model was most confident about.",
-    "watch.png": "Inside the network per layer and epoch (recorded with train.watch: true, on "
-    "a fixed batch of training images; epoch 0 is the initialisation): activation mean and "
-    "spread, dead ReLU units or saturated sigmoid/tanh outputs, gradient norm and the "
-    "update-to-weight ratio of the first steps of each epoch (about 1e-3 is healthy).",
-    "embedding_pca.png": "The input of the final linear layer for a sample of test images, "
-    "projected on its top two principal components and coloured by true class.",
-}
-
-
-def _caption(png: Path) -> str:
-    if png.name.startswith("kernels_"):
-        return "Learned convolution kernels (one symmetric colour scale per layer)."
-    if png.name.startswith("feature_maps_"):
-        return "What this conv layer responds to on a few test images (after the activation)."
-    return CAPTIONS.get(png.name, "")
 
 
 def _metrics_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
@@ -127,19 +97,41 @@ def _history_table(h: dict[str, np.ndarray]) -> str:
     return H.table(cols, rows, text_cols=(), highlight=best)
 
 
+def _class_table(
+    result: plots.PlotResult, metrics: dict[str, Any], classes: list[str]
+) -> list[str]:
+    """The per-class table over the same test images as the figures beside it (``--max-test``
+    may limit them), else over the whole test set as evaluated after training."""
+    if "confusion" in result.files and result.context is not None:
+        cm = result.context.confusion_matrix
+    else:
+        cm = (metrics.get("test") or {}).get("confusion_matrix")
+    if cm is None:
+        return []
+    n = int(np.asarray(cm).sum())
+    total = (metrics.get("test") or {}).get("n")
+    note = f"Over {n:,} test images."
+    if total and total != n:
+        note = (
+            f"Over the first {n:,} test images, as the figures below "
+            f"(the metrics above: all {total:,})."
+        )
+    return [H.para(note), per_class_table(np.asarray(cm), classes)]
+
+
 def _plots(
-    run: Path, plots: Path, data_dir: str | None, max_test: int | None
-) -> tuple[PlotResult, str | None]:
+    run: Path, out: Path, data_dir: str | None, max_test: int | None
+) -> tuple[plots.PlotResult, str | None]:
     try:
-        return plot_run(run, plots, data_dir=data_dir, max_test=max_test), None
+        return plots.plot_run(run, out, data_dir=data_dir, max_test=max_test), None
     except Exception as err:  # noqa: BLE001 - only data errors are retried below
         from ..data import DataError
 
         if not isinstance(err, DataError):
             raise
-        groups = [g for g in PLOTS if g not in NEEDS_TEST_DATA]
+        groups = plots.plot_names(needs_data=False)
         note = f"Plots needing test images were skipped: {err}"
-        return plot_run(run, plots, what=groups, data_dir=data_dir), note
+        return plots.plot_run(run, out, what=groups, data_dir=data_dir), note
 
 
 def write_report(
@@ -150,9 +142,12 @@ def write_report(
 ) -> Path:
     """Write ``report.html`` (default: inside ``run_dir``) and return its path; the PNGs go to
     ``plots/`` next to it. A search output folder (one holding ``leaderboard.csv``) gets the
-    search report instead. ``max_test`` limits the test images the plots use (default all)."""
+    search report instead, a comparison folder (``comparison.csv``) the comparison page.
+    ``max_test`` limits the test images the plots use (default all)."""
     if is_search_dir(run_dir):
         return write_search_report(run_dir, out_path, data_dir=data_dir)
+    if is_compare_dir(run_dir):
+        return write_compare_report(run_dir, out_path)
     run = check_run_dir(run_dir)
     out = Path(out_path) if out_path is not None else run / REPORT_FILE
     cfg = read_config(run)
@@ -167,40 +162,15 @@ def write_report(
 
     summary = _metrics_rows(metrics) or [("metrics", "no metrics.json in this run folder")]
     sections.append(("metrics", "Metrics", [H.key_values(summary)]))
-    if "curves.png" in files:
-        parts = [H.figure(files["curves.png"], _caption(files["curves.png"]))]
-        if history:
+    for plot in plots.REGISTRY:
+        names = [p.name for p in result.files.get(plot.name, [])]
+        parts = [H.figure(files[n], plots.caption(n)) for n in names]
+        if plot.name == "curves" and history:
             parts += ["<h3>Per epoch</h3>", _history_table(history)]
-        sections.append(("curves", "Training curves", parts))
-    cm = (metrics.get("test") or {}).get("confusion_matrix")
-    parts = [per_class_table(np.asarray(cm), classes)] if cm is not None else []
-    parts += [
-        H.figure(files[n], _caption(files[n]))
-        for n in ("per_class_accuracy.png", "confusion_matrix.png")
-        if n in files
-    ]
-    if parts:
-        sections.append(("classes", "Per-class results (test set)", parts))
-    groups = [
-        ("watch", "Inside the network", ("watch.png",)),
-        ("predictions", "Predictions", ("predictions.png", "confident_errors.png")),
-        (
-            "weights",
-            "Weights",
-            ("weight_histograms.png", "first_layer_weights.png", "pca_first_layer.png"),
-        ),
-        (
-            "conv",
-            "Convolutions",
-            tuple(sorted(n for n in files if n.startswith("kernels_")))
-            + tuple(sorted(n for n in files if n.startswith("feature_maps_"))),
-        ),
-        ("embedding", "Hidden representation", ("embedding_pca.png",)),
-    ]
-    for anchor, title, names in groups:
-        parts = [H.figure(files[n], _caption(files[n])) for n in names if n in files]
+        if plot.name == "confusion":
+            parts[:0] = _class_table(result, metrics, classes)
         if parts:
-            sections.append((anchor, title, parts))
+            sections.append((plot.name, plot.title, parts))
     from ..runner import load_run
 
     _, model = load_run(run)
@@ -216,9 +186,8 @@ def write_report(
             ],
         )
     )
-    if note or result.skipped:
-        notes = ([note] if note else []) + [f"{k}: {v}" for k, v in result.skipped.items()]
-        sections[0][2].extend(H.para("Not drawn — " + n, "note") for n in notes)
+    if note:  # plots that do not apply to this model (conv for an MLP) are simply absent
+        sections[0][2].append(H.para("Not drawn — " + note, "note"))
 
     subtitle = (
         f"{cfg.model.type.upper()} on {cfg.data.dataset} · run folder {run.resolve()} · "

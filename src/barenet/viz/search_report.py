@@ -80,6 +80,23 @@ def objective_column(rows: list[dict[str, str]]) -> str:
     return "val_loss"
 
 
+LOG_KEYS = ("lr", "weight_decay", "eps")  # searched on a log scale by convention
+
+
+def log_axis(name: str, x: np.ndarray) -> bool:
+    """A log axis for positive values of a rate-like key (``optim.lr``...) or values that span
+    decades."""
+    x = x[np.isfinite(x)]
+    if not x.size or (x <= 0).any():
+        return False
+    return (name.rsplit(".", 1)[-1] in LOG_KEYS and x.max() > x.min()) or spans_decades(x, 20)
+
+
+def short_params(row: dict[str, str], params: list[str]) -> str:
+    """``lr=0.01, hidden=[16,8]``: a trial's searched values, keys without their section."""
+    return ", ".join(f"{p.rsplit('.', 1)[-1]}={row.get(p, '')}" for p in params if row.get(p))
+
+
 @closes_on_error
 def plot_params(rows: list[dict[str, str]], params: list[str], out_path: str | Path) -> Path:
     """One panel per hyperparameter: its value against validation accuracy (or loss).
@@ -110,8 +127,12 @@ def plot_params(rows: list[dict[str, str]], params: list[str], out_path: str | P
         raw = [r.get(name, "") for r in done]
         if numeric(raw):
             x = np.array([_num(v) for v in raw])
-            if spans_decades(x, 20) and (x[np.isfinite(x)] > 0).all():
+            if log_axis(name, x):
                 ax.set_xscale("log")
+                grid = np.unique(x[np.isfinite(x)])
+                if len(grid) <= 8:  # a grid: label every value tried, not just the decades
+                    ax.set_xticks(grid, [f"{v:g}" for v in grid])
+                    ax.minorticks_off()
         else:
             cats = list(dict.fromkeys(raw))
             x = np.array([cats.index(v) for v in raw], dtype=float)
@@ -172,8 +193,11 @@ def trial_folder(search_dir: Path, row: dict[str, str]) -> Path | None:
     return None
 
 
-def top_histories(search_dir: Path, rows: list[dict[str, str]], k: int = TOP_CURVES):
-    """``{label: history}`` of the best ``k`` completed trials that have a history."""
+def top_histories(
+    search_dir: Path, rows: list[dict[str, str]], k: int = TOP_CURVES, params: list[str] = ()
+):
+    """``{label: history}`` of the best ``k`` completed trials that have a history, labelled
+    with their number, searched values and score."""
     metric = objective_column(rows)
     out: dict[str, Any] = {}
     for r in rows:
@@ -184,7 +208,12 @@ def top_histories(search_dir: Path, rows: list[dict[str, str]], k: int = TOP_CUR
         if h:
             v = _num(r.get(metric))
             score = f"{100 * v:.2f}%" if metric == "val_accuracy" else f"{v:.4f}"
-            out[f"trial {r.get('trial', '?')} ({score})"] = h
+            values = short_params(r, list(params))
+            out[
+                f"trial {r.get('trial', '?')}: {values} ({score})"
+                if values
+                else f"trial {r.get('trial', '?')} ({score})"
+            ] = h
         if len(out) >= k:
             break
     return out
@@ -224,11 +253,8 @@ def write_search_report(
             )
         )
     best_yaml = root / "best_config.yaml"
-    if best_yaml.is_file():
-        summary += [
-            "<h3>best_config.yaml (ready for barenet train)</h3>",
-            H.pre(best_yaml.read_text(encoding="utf-8")),
-        ]
+    if best_yaml.is_file():  # its searched values are above; the file itself is for training
+        summary.append(H.para(f"Train the best config: barenet train {best_yaml}"))
     sections.append(("summary", "Summary", summary))
 
     show = [c for c in (*HEAD_COLUMNS, *params, *TAIL_COLUMNS) if c in cols]
@@ -264,7 +290,7 @@ def write_search_report(
         )
     )
 
-    tops = top_histories(root, rows)
+    tops = top_histories(root, rows, params=params)
     if tops:
         png = overlay_curves(tops, plots / "search_top_curves.png", title=f"Top {len(tops)} trials")
         sections.append(

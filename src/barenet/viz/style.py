@@ -1,9 +1,10 @@
 """Shared plotting setup: the Agg backend (selected here, once), figure helpers, atomic PNGs.
 
 Every plot module imports ``plt`` from here, so the non-interactive backend is chosen before
-pyplot is first imported and no display is ever needed. Figures are saved with a fixed DPI and
-without ``bbox_inches="tight"``, so a PNG is exactly ``figsize * DPI`` pixels; constrained
-layout keeps labels inside that canvas.
+pyplot is first imported and no display is ever needed; in a Jupyter kernel the notebook's
+own (inline) backend is kept, so figures returned by the plot functions show in the notebook.
+Figures are saved with a fixed DPI and without ``bbox_inches="tight"``, so a PNG is exactly
+``figsize * DPI`` pixels; constrained layout keeps labels inside that canvas.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from typing import Any, TypeVar
 
 import matplotlib
 
-matplotlib.use("Agg")
+from ..train.progress import in_notebook
+
+if not in_notebook():
+    matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 import numpy as np  # noqa: E402
@@ -27,6 +31,7 @@ from ..fileio import atomic_write_bytes  # noqa: E402
 
 __all__ = [
     "DIVERGING",
+    "image_cmap",
     "DPI",
     "SEQUENTIAL",
     "blank_figure",
@@ -47,6 +52,14 @@ DIVERGING = "RdBu_r"  # red positive, blue negative, white at zero
 SEQUENTIAL = "viridis"
 # Ten clearly distinct colours for the ten classes.
 CLASS_CMAP = "tab10"
+# How test images are drawn: MNIST as ink on paper; Fashion-MNIST as its photos are (light
+# garments on black), since gray_r would show every garment as a negative.
+IMAGE_CMAPS = {"mnist": "gray_r", "fashion-mnist": "gray"}
+
+
+def image_cmap(dataset: str) -> str:
+    return IMAGE_CMAPS.get(dataset, "gray")
+
 
 plt.rcParams.update(
     {
@@ -98,11 +111,15 @@ def blank_figure(figsize: tuple[float, float]) -> Figure:
     return plt.figure(figsize=figsize, layout="constrained")
 
 
-def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Render ``fig`` to PNG at ``DPI``, write it atomically to ``path``, close the figure.
+def save_figure(fig: Figure, path: str | Path | None) -> Path | Figure:
+    """Render ``fig`` to PNG at ``DPI``, write it atomically to ``path``, close the figure,
+    and return the path. ``path=None`` returns the open figure instead (Jupyter shows it
+    inline; the caller closes it).
 
     The figure is closed even if rendering fails, so a failing plot never leaks memory.
     """
+    if path is None:
+        return fig
     try:
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=DPI)
@@ -189,7 +206,10 @@ def draw_tiles(
     gap_y = int(np.ceil(h * 0.2 * title_rows)) + 2 if titles else 2
     canvas, origins = tile_images(images, ncols, pad=(max(2, w // 10), gap_y))
     top = gap_y if titles else 0
+    # a one-pixel margin right and below, so the last row's and column's frames are whole
     canvas = np.concatenate([np.full((top, *canvas.shape[1:]), np.nan), canvas])
+    canvas = np.concatenate([canvas, np.full((1, *canvas.shape[1:]), np.nan)])
+    canvas = np.concatenate([canvas, np.full((canvas.shape[0], 1, *canvas.shape[2:]), np.nan)], 1)
     kwargs = {}
     if images.ndim == 3:
         if cmap == DIVERGING:

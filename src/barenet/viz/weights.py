@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from .. import nn
 from .inference import layers_of
@@ -31,7 +32,9 @@ def parameter_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 @closes_on_error
-def plot_histograms(model: nn.Module, out_path: str | Path, bins: int = 60) -> Path:
+def plot_histograms(
+    model: nn.Module, out_path: str | Path | None = None, bins: int = 60
+) -> Path | Figure:
     """One row per parameterised layer: histogram of its weights (left) and biases (right)."""
     layers = parameter_layers(model)
     rows = max(len(layers), 1)
@@ -95,11 +98,11 @@ def first_linear(model: nn.Module) -> nn.Module | None:
 @closes_on_error
 def plot_first_layer(
     model: nn.Module,
-    out_path: str | Path,
+    out_path: str | Path | None = None,
     image_shape: tuple[int, int] = (28, 28),
     max_units: int = 100,
     class_names: list[str] | None = None,
-) -> Path:
+) -> Path | Figure:
     """First-layer weights of an MLP, one ``image_shape`` image per unit (first ``max_units``).
 
     A diverging map centred on zero with one shared symmetric scale: red pixels excite the

@@ -1,0 +1,288 @@
+"""scikit-learn estimators backed by barenet: ``MLPClassifier`` and ``CNNClassifier``.
+
+They follow scikit-learn's contract (``fit``/``partial_fit``/``predict``/``predict_proba``/
+``score``, ``classes_`` of any label type, ``random_state``; parameters are stored untouched
+and validated at ``fit``), so they work in ``Pipeline``, ``GridSearchCV`` and
+``cross_val_score``. Parameter names follow ``sklearn.neural_network.MLPClassifier`` where the
+idea is the same (``hidden_layer_sizes``, ``solver``, ``alpha`` = L2 weight decay,
+``learning_rate_init``, ``max_iter`` = epochs, ``tol``/``n_iter_no_change`` on the training
+loss). The network, optimizer and training loop are barenet's (config -> builders ->
+``Trainer``), trained in float32 and evaluated in float64. Needs ``pip install -e '.[sklearn]'``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
+
+# barenet's builders and training loop: imported here, in one place.
+from .builders import build_optimizer
+from .config import validate
+from .data import DataLoader
+from .models import build_model
+from .nn import CrossEntropyLoss
+from .nn.loss import softmax
+from .train.callbacks import EarlyStopping
+from .train.trainer import Trainer
+
+__all__ = ["CNNClassifier", "MLPClassifier"]
+
+PREDICT_BATCH = 1024
+
+
+class _NetClassifier(ClassifierMixin, BaseEstimator):
+    """What both estimators share; subclasses say how the model config is built."""
+
+    def _model_config(self, n_features: int, n_classes: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _reshape(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+    # -- fitting ------------------------------------------------------------------
+    def fit(self, X: Any, y: Any) -> _NetClassifier:
+        """Train a new network for up to ``max_iter`` epochs on ``X`` (n_samples, n_features)."""
+        for attr in ("model_", "optimizer_", "classes_", "loss_curve_", "n_iter_"):
+            self.__dict__.pop(attr, None)
+        return self._fit(X, y, epochs=self.max_iter, classes=None)
+
+    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> _NetClassifier:
+        """One epoch over ``X``; the first call needs ``classes`` (all labels there will be)."""
+        if not hasattr(self, "model_") and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit")
+        return self._fit(X, y, epochs=1, classes=classes)
+
+    def _fit(self, X: Any, y: Any, epochs: int, classes: Any) -> _NetClassifier:
+        first = not hasattr(self, "model_")
+        X, y = validate_data(self, X, y, reset=first, dtype=np.float32)
+        check_classification_targets(y)
+        if first:
+            self.classes_ = np.unique(y if classes is None else np.asarray(classes))
+            self._build(X.shape[1])
+        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+            raise ValueError(f"classes {classes!r} differ from the first call's {self.classes_!r}")
+        target = np.searchsorted(self.classes_, y)
+        if np.any(target >= len(self.classes_)) or np.any(self.classes_[target] != y):
+            raise ValueError("y holds labels that are not in classes")
+        batch = min(200 if self.batch_size == "auto" else self.batch_size, len(X))
+        loader = DataLoader(
+            self._reshape(X), target, batch_size=batch, shuffle=True, rng=self._shuffle_rng
+        )
+        callbacks = []
+        if epochs > 1 and self.n_iter_no_change:
+            callbacks.append(
+                EarlyStopping(monitor="loss", patience=self.n_iter_no_change, min_delta=self.tol)
+            )
+        trainer = Trainer(
+            self.model_,
+            CrossEntropyLoss(),
+            self.optimizer_,
+            callbacks=callbacks,
+            progress=bool(self.verbose),
+        )
+        history = trainer.fit(loader, epochs=epochs)
+        self.loss_curve_ = [*getattr(self, "loss_curve_", []), *(e["loss"] for e in history.epochs)]
+        self.n_iter_ = getattr(self, "n_iter_", 0) + len(history.epochs)
+        self.loss_ = self.loss_curve_[-1]
+        return self
+
+    def _build(self, n_features: int) -> None:
+        if self.solver not in ("sgd", "adam", "adamw", "rmsprop"):
+            raise ValueError(f"solver must be sgd, adam, adamw or rmsprop, got {self.solver!r}")
+        if not (isinstance(self.max_iter, int) and self.max_iter >= 1):
+            raise ValueError(f"max_iter must be a positive int, got {self.max_iter!r}")
+        if self.batch_size != "auto" and not (
+            isinstance(self.batch_size, int) and self.batch_size >= 1
+        ):
+            raise ValueError(
+                f"batch_size must be 'auto' or a positive int, got {self.batch_size!r}"
+            )
+        cfg = validate(
+            {
+                "model": self._model_config(n_features, max(len(self.classes_), 1)),
+                "optim": {
+                    "name": self.solver,
+                    "lr": self.learning_rate_init,
+                    "weight_decay": self.alpha,
+                    "momentum": self.momentum,
+                },
+            }
+        )
+        seeds = np.random.SeedSequence(check_random_state(self.random_state).randint(2**31))
+        init, shuffle = (np.random.default_rng(s) for s in seeds.spawn(2))
+        self._shuffle_rng = shuffle
+        self.model_ = build_model(cfg.model, init, "float32")
+        self.optimizer_ = build_optimizer(self.model_.parameters(), cfg.optim)
+
+    # -- predicting ---------------------------------------------------------------
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """(n_samples, n_classes) class probabilities, columns in ``classes_`` order."""
+        check_is_fitted(self, "model_")
+        X = self._reshape(validate_data(self, X, reset=False, dtype=np.float64))
+        # The float32-trained weights, evaluated in float64: a row's probabilities then do
+        # not depend on which other rows share its batch (float32 GEMM blocking does).
+        model = copy.deepcopy(self.model_).to(np.float64).eval()
+        out = [
+            softmax(model.forward(X[i : i + PREDICT_BATCH]))
+            for i in range(0, len(X), PREDICT_BATCH)
+        ]
+        return np.concatenate(out).astype(np.float64) if out else np.empty((0, len(self.classes_)))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable class of each row, as a label from ``classes_``."""
+        best = self.predict_proba(X).argmax(axis=1)
+        return self.classes_[best]
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+
+class MLPClassifier(_NetClassifier):
+    """A multi-layer perceptron: Linear -> activation per hidden size, then Linear -> softmax.
+
+    Args:
+        hidden_layer_sizes: units of each hidden layer.
+        activation: ``relu``, ``tanh``, ``sigmoid``, ``leaky_relu``, ... (barenet's names).
+        solver: ``adam``, ``adamw``, ``sgd`` or ``rmsprop``.
+        alpha: L2 weight decay (biases excluded).
+        batch_size: samples per step; ``"auto"`` = min(200, n_samples).
+        learning_rate_init: the optimizer's learning rate.
+        max_iter: epochs (``fit``); ``partial_fit`` runs one.
+        tol, n_iter_no_change: stop when the training loss has not improved by ``tol`` for
+            ``n_iter_no_change`` epochs (0 or None: never).
+        momentum: SGD / RMSprop momentum.
+        dropout: dropout after each hidden layer.
+        random_state: seed of the initial weights and the shuffling (None: fresh entropy).
+        verbose: show barenet's progress (a bar, and a line per epoch).
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes: tuple[int, ...] = (100,),
+        activation: str = "relu",
+        solver: str = "adam",
+        alpha: float = 1e-4,
+        batch_size: int | str = "auto",
+        learning_rate_init: float = 1e-3,
+        max_iter: int = 200,
+        tol: float = 1e-4,
+        n_iter_no_change: int = 10,
+        momentum: float = 0.9,
+        dropout: float = 0.0,
+        random_state: Any = None,
+        verbose: bool = False,
+    ) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.momentum = momentum
+        self.dropout = dropout
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _model_config(self, n_features: int, n_classes: int) -> dict[str, Any]:
+        hidden = list(np.atleast_1d(self.hidden_layer_sizes)) if self.hidden_layer_sizes else []
+        return {
+            "type": "mlp",
+            "sizes": [n_features, *(int(h) for h in hidden), n_classes],
+            "activation": self.activation,
+            "dropout": self.dropout,
+        }
+
+
+class CNNClassifier(_NetClassifier):
+    """A convolutional network for image-shaped rows: each row of ``X`` is one image of
+    ``input_shape`` = (C, H, W) flattened (as MNIST's 784 pixels are).
+
+    Each entry of ``channels`` is a block: Conv2d(kernel_size, 'same' padding) -> activation ->
+    2x2 max pooling (skipped once the maps are smaller than the pool); then the dense
+    ``hidden_layer_sizes`` and the classifier. ``input_shape=None`` reads a row of
+    ``n_features`` as a square one-channel image when ``n_features`` is a square, else as a
+    1 x n_features strip. The other arguments are ``MLPClassifier``'s.
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, int, int] | None = None,
+        channels: tuple[int, ...] = (8, 16),
+        kernel_size: int = 3,
+        pool: int = 2,
+        hidden_layer_sizes: tuple[int, ...] = (),
+        activation: str = "relu",
+        solver: str = "adam",
+        alpha: float = 1e-4,
+        batch_size: int | str = "auto",
+        learning_rate_init: float = 1e-3,
+        max_iter: int = 200,
+        tol: float = 1e-4,
+        n_iter_no_change: int = 10,
+        momentum: float = 0.9,
+        dropout: float = 0.0,
+        random_state: Any = None,
+        verbose: bool = False,
+    ) -> None:
+        self.input_shape = input_shape
+        self.channels = channels
+        self.kernel_size = kernel_size
+        self.pool = pool
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.momentum = momentum
+        self.dropout = dropout
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _image_shape(self, n_features: int) -> tuple[int, int, int]:
+        if self.input_shape is not None:
+            shape = tuple(int(s) for s in self.input_shape)
+            if len(shape) != 3 or math.prod(shape) != n_features:
+                raise ValueError(
+                    f"input_shape {self.input_shape} does not hold the {n_features} features"
+                )
+            return shape  # type: ignore[return-value]
+        side = math.isqrt(n_features)
+        return (1, side, side) if side * side == n_features else (1, 1, n_features)
+
+    def _model_config(self, n_features: int, n_classes: int) -> dict[str, Any]:
+        c, h, w = self.input_shape_ = self._image_shape(n_features)
+        k = int(self.kernel_size)
+        if k < 1 or k % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd int, got {self.kernel_size!r}")
+        blocks = []
+        for ch in self.channels:
+            pool = self.pool if min(h, w) >= self.pool else 1
+            blocks.append({"channels": int(ch), "kernel": k, "padding": k // 2, "pool": pool})
+            if pool > 1:
+                h, w = h // pool, w // pool
+        hidden = [int(u) for u in self.hidden_layer_sizes or ()]
+        return {
+            "type": "cnn",
+            "input_shape": [c, self.input_shape_[1], self.input_shape_[2]],
+            "blocks": blocks,
+            "dense": [*hidden, n_classes],
+            "activation": self.activation,
+            "dropout": self.dropout,
+        }
+
+    def _reshape(self, x: np.ndarray) -> np.ndarray:
+        return x.reshape(len(x), *self.input_shape_)

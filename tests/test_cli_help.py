@@ -1,0 +1,62 @@
+"""The command line explains itself: --version, and help on every argument of every command."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import barenet
+from barenet.cli import build_parser, main
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def test_every_argument_has_help():
+    parser = build_parser()
+    missing = []
+    for name, p in {"barenet": parser, **subcommands(parser)}.items():
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                continue
+            if not action.help or action.help == argparse.SUPPRESS:
+                missing.append(f"{name} {action.dest}")
+    assert not missing, missing
+
+
+def test_every_command_has_a_one_line_help():
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert {c.dest for c in sub._choices_actions} == set(sub.choices)
+    assert all(c.help and "\n" not in c.help for c in sub._choices_actions)
+
+
+def test_version(capsys):
+    try:
+        main(["--version"])
+    except SystemExit as e:
+        assert e.code == 0
+    assert capsys.readouterr().out.strip() == f"barenet {barenet.__version__}"
+
+
+def test_help_starts_with_the_usage_and_description():
+    out = subprocess.run(
+        [sys.executable, "-m", "barenet.cli", "--help"], capture_output=True, text=True
+    ).stdout
+    assert out.startswith("usage: barenet")
+    assert out.splitlines()[2] == "barenet: train, search, test and draw NumPy neural networks."
+    assert "barenet COMMAND --help" in out
+
+
+def test_test_split_val_is_the_runs_validation_split(mlp_run, capsys):
+    from barenet.runner import evaluate_run
+    from barenet.viz.rundata import read_metrics
+
+    result = evaluate_run(mlp_run, split="val")
+    metrics = read_metrics(mlp_run)
+    # the kept weights are the best-validation epoch's: the same accuracy on the same samples
+    assert result["accuracy"] == metrics["val_accuracy"] and result["split"] == "val"
+    assert main(["test", str(mlp_run), "--split", "val"]) == 0
+    assert capsys.readouterr().out.startswith("val: loss ")

@@ -1,0 +1,109 @@
+"""barenet.sklearn: scikit-learn's own estimator checks, and the estimators inside Pipeline,
+GridSearchCV and cross_val_score on real MNIST."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils.estimator_checks import estimator_checks_generator
+
+from barenet.data import load
+from barenet.sklearn import CNNClassifier, MLPClassifier
+
+# Small and quick for the checks (their data sets have tens to hundreds of rows).
+FAST = {"max_iter": 60, "random_state": 0, "learning_rate_init": 0.01}
+ESTIMATORS = [MLPClassifier(hidden_layer_sizes=(16,), **FAST), CNNClassifier(channels=(4,), **FAST)]
+
+# Every check of scikit-learn's suite passes except these, which are not run, and why:
+NOT_RUN = {
+    # Checks input from other array libraries (array-api-strict, needing SCIPY_ARRAY_API=1
+    # before scipy is imported); barenet is a NumPy library and declares no array API support.
+    "check_array_api_input": "NumPy only",
+}
+
+
+def check_name(check) -> str:
+    return getattr(check, "func", check).__name__
+
+
+CHECKS = [
+    pytest.param(est, chk, id=f"{type(est).__name__}-{check_name(chk)}")
+    for e in ESTIMATORS
+    for est, chk in estimator_checks_generator(e, legacy=True)
+    if check_name(chk) not in NOT_RUN
+]
+
+
+def test_suite_runs_the_usual_checks():
+    names = {check_name(c.values[1]) for c in CHECKS}
+    assert len(names) > 40 and {"check_fit_idempotent", "check_classifiers_train"} <= names
+
+
+@pytest.mark.parametrize(("estimator", "check"), CHECKS)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def mnist_subset(data_dir):
+    images, labels = load("mnist", split="train", data_dir=data_dir)
+    rng = np.random.default_rng(0)
+    idx = rng.choice(len(labels), 1200, replace=False)
+    return images[idx].reshape(len(idx), -1), labels[idx]
+
+
+def scale(x):
+    return x / 255.0
+
+
+def test_grid_search_over_two_learning_rates_on_mnist(mnist_subset):
+    x, y = mnist_subset
+    pipe = make_pipeline(
+        FunctionTransformer(scale),
+        MLPClassifier(hidden_layer_sizes=(32,), max_iter=8, random_state=0),
+    )
+    grid = GridSearchCV(pipe, {"mlpclassifier__learning_rate_init": [1e-4, 1e-2]}, cv=2)
+    grid.fit(x, y)
+    assert grid.best_params_ == {"mlpclassifier__learning_rate_init": 1e-2}
+    scores = grid.cv_results_["mean_test_score"]
+    assert scores[1] > scores[0] and scores[1] > 0.8
+    assert grid.score(x[:200], y[:200]) > 0.85
+
+
+def test_cnn_cross_val_score_with_string_labels(mnist_subset):
+    x, y = mnist_subset
+    names = np.array(
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    )
+    est = make_pipeline(
+        FunctionTransformer(scale),
+        CNNClassifier(
+            input_shape=(1, 28, 28),
+            channels=(4, 8),
+            max_iter=6,
+            random_state=0,
+            learning_rate_init=1e-2,
+        ),
+    )
+    scores = cross_val_score(est, x[:600], names[y[:600]], cv=2)
+    assert scores.shape == (2,) and scores.min() > 0.6
+    est.fit(x[:600], names[y[:600]])
+    assert set(est.predict(x[600:650])) <= set(names)
+
+
+def test_same_random_state_same_model_and_partial_fit(mnist_subset):
+    x, y = mnist_subset
+    x = x[:300] / 255.0
+    a = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=3).fit(x, y[:300])
+    b = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=3).fit(x, y[:300])
+    np.testing.assert_array_equal(a.predict_proba(x), b.predict_proba(x))
+    inc = MLPClassifier(hidden_layer_sizes=(8,), random_state=3)
+    for _ in range(2):
+        inc.partial_fit(x, y[:300], classes=np.arange(10))
+    assert inc.n_iter_ == 2
+    np.testing.assert_allclose(inc.predict_proba(x), a.predict_proba(x), rtol=1e-5)
+    with pytest.raises(ValueError, match="classes"):
+        MLPClassifier().partial_fit(x, y[:300])

@@ -1,0 +1,77 @@
+"""Plot functions return open figures when given no path (for Jupyter), and the figure flaws
+found by looking at the PNGs stay fixed."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from barenet.viz import style
+from barenet.viz.confusion import plot_confusion, plot_per_class
+from barenet.viz.curves import plot_curves
+from barenet.viz.predictions import plot_predictions
+from barenet.viz.style import plt
+
+CLASSES = [str(i) for i in range(10)]
+
+
+def test_no_path_returns_the_open_figure():
+    fig = plot_curves({"epoch": np.array([1.0, 2.0]), "loss": np.array([1.0, 0.5])})
+    assert isinstance(fig, Figure) and fig.number in plt.get_fignums()
+    plt.close(fig)
+
+
+def test_one_epoch_run_has_integer_epoch_ticks():
+    h = {
+        "epoch": np.array([1.0]),
+        "loss": np.array([0.9]),
+        "val_loss": np.array([0.8]),
+        "accuracy": np.array([0.7]),
+        "grad_norm": np.array([2.0]),
+    }
+    fig = plot_curves(h)
+    for ax in fig.axes:
+        if ax.get_xlabel() == "epoch" and ax.get_title() != "Learning rate":
+            assert list(ax.get_xticks()) == [1.0], ax.get_title()
+    plt.close(fig)
+
+
+def test_row_normalised_colour_bar_is_in_percent_like_the_cells():
+    rng = np.random.default_rng(0)
+    cm = rng.integers(0, 50, (10, 10)) + np.diag(rng.integers(100, 200, 10))
+    fig = plot_confusion(cm, CLASSES)
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 2
+    assert bars[1].get_ylim() == (0.0, 100.0)
+    labels = [t.get_text() for t in fig.axes[1].texts]
+    assert max(float(t) for t in labels) <= 100 and max(float(t) for t in labels) > 1
+    plt.close(fig)
+
+
+def test_per_class_axis_shows_the_differences_and_labels_sit_above_the_line():
+    acc = np.array([0.97, 0.99, 0.95, 0.96, 0.98, 0.94, 0.97, 0.96, 0.93, 0.95])
+    fig = plot_per_class(acc, CLASSES, overall=0.96)
+    ax = fig.axes[0]
+    assert 0.85 <= ax.get_xlim()[0] < 0.93  # starts just below the worst class, not at 0
+    line = next(ln for ln in ax.lines if ln.get_linestyle() == "--")
+    assert all(t.get_zorder() > line.get_zorder() and t.get_bbox_patch() for t in ax.texts)
+    plt.close(fig)
+
+
+def test_prediction_grid_frames_are_whole_and_fashion_images_are_not_negatives():
+    images = np.zeros((12, 28, 28), np.uint8)
+    images[:, 8:20, 8:20] = 255  # a bright garment on a black background
+    probs = np.full((12, 10), 0.1)
+    fig = plot_predictions(
+        images, np.zeros(12, int), probs, CLASSES, cmap=style.image_cmap("fashion-mnist")
+    )
+    ax = fig.axes[0]
+    canvas = ax.images[0].get_array()
+    bottom = max(r.get_y() + r.get_height() for r in ax.patches)
+    right = max(r.get_x() + r.get_width() for r in ax.patches)
+    assert canvas.shape[0] - 0.5 > bottom and canvas.shape[1] - 0.5 > right  # frames inside
+    x0, y0 = ax.patches[0].get_xy()
+    cell = canvas[int(y0 + 0.5) : int(y0 + 0.5) + 28, int(x0 + 0.5) : int(x0 + 0.5) + 28]
+    assert cell[0, 0, :3].max() < 0.05 and cell[14, 14, :3].min() > 0.95  # black bg, white garment
+    assert style.image_cmap("mnist") == "gray_r"  # digits stay ink on paper
+    plt.close(fig)
