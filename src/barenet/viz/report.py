@@ -54,6 +54,7 @@ def _metrics_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
     pct = {"val_accuracy", "final_val_accuracy", "test_accuracy", "train_accuracy"}
     keys = (
         "name",
+        "status",
         "dataset",
         "parameters",
         "epochs_run",
