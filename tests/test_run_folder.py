@@ -267,7 +267,8 @@ def test_config_yaml_and_weights_must_agree(mlp_run, tmp_path, capsys):
 def test_run_metrics_types_and_tolerance(tmp_path):
     m = RunMetrics.from_dict({"name": "a", "val_accuracy": 1, "future_key": [1], "test": None})
     assert m.val_accuracy == 1.0 and isinstance(m.val_accuracy, float) and m.status == "complete"
-    assert m.to_dict() == {"name": "a", "status": "complete", "val_accuracy": 1.0}
+    assert m.to_dict() == {"name": "a", "val_accuracy": 1.0}  # "complete" is implied
+    assert RunMetrics(status="diverged").to_dict() == {"status": "diverged"}
     for bad in ({"epochs_run": True}, {"val_loss": "0.3"}, {"test": [1]}, {"epochs_run": 2.5}):
         with pytest.raises(FileError, match=f"'{next(iter(bad))}'"):
             RunMetrics.from_dict(bad, tmp_path / "metrics.json")
@@ -309,7 +310,7 @@ def test_incomplete_run_in_info_test_report_and_resume_api(tmp_path, capsys):
 
     seen = []
     metrics = resume_run(run, progress=False, on_start=lambda c, s: seen.append(s.epochs_done))
-    assert seen == [2] and metrics["epochs_run"] == 3 and metrics["status"] == "complete"
+    assert seen == [2] and metrics["epochs_run"] == 3 and "status" not in metrics
     a, b = rundir.read_weights(full)[0], rundir.read_weights(run)[0]
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert rundir.read_metrics(run).test == rundir.read_metrics(full).test
@@ -326,3 +327,21 @@ def test_info_on_a_run_killed_before_its_first_checkpoint(tmp_path, capsys):
     assert code == 0 and "no weights saved yet" in out and "incomplete (0 of 1" in out
     checkpoint.save_model(run / rundir.STATE_FILE, {}, {"epoch": "x"})
     assert rundir.run_status(run).epochs_done == 0
+
+
+def test_an_interrupt_in_the_first_epoch_keeps_a_stub_that_resumes(tmp_path, capsys):
+    cfg = load_config(None, [*TINY, "train.epochs=2"])
+    run = tmp_path / "run"
+
+    def stop(trainer, epoch, logs):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(cfg, run, progress=False, extra_callbacks=(LambdaCallback(on_epoch_end=stop),))
+    assert not (run / rundir.STATE_FILE).exists() and (run / rundir.CONFIG_FILE).exists()
+    assert rundir.run_status(run) == rundir.RunStatus("incomplete", 0, 2)
+    code, out, err = run_cli(capsys, "train", "--resume", run, "--quiet")
+    assert code == 0 and "after epoch 0 of 2" in out, err
+    train_run(cfg, tmp_path / "ref", progress=False)
+    a, b = rundir.read_weights(tmp_path / "ref")[0], rundir.read_weights(run)[0]
+    assert all(np.array_equal(a[k], b[k]) for k in a)

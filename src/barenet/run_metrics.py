@@ -1,9 +1,9 @@
 """``RunMetrics``: the typed contents of a run's ``metrics.json``; every key is a field here.
 
-Written once, last, when a run ends (``status`` "complete"; an experiment also records
-"diverged" runs), so its presence marks a finished run. Read back tolerantly: keys an older
-or newer barenet wrote that are not fields are ignored; a value of the wrong type is refused
-with one line naming the file and the key.
+Written once, last, when a run ends, so its presence marks a finished run: ``status`` is
+"complete" (left out of the file) or "diverged" (an experiment records diverged runs). Read
+back tolerantly: keys an older or newer barenet wrote that are not fields are ignored; a
+value of the wrong type is refused with one line naming the file and the key.
 """
 
 from __future__ import annotations
@@ -50,8 +50,12 @@ class RunMetrics:
     error: str | None = None  # why a diverged run stopped
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object, in field order, without the ``None`` entries."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        """The JSON object, in field order, without the ``None`` entries; ``status`` only
+        when it is not "complete" (so a finished run's file is as it always was)."""
+        data = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        if data["status"] == COMPLETE:
+            del data["status"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Any, path: str | Path = "metrics.json") -> RunMetrics:

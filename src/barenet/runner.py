@@ -150,7 +150,8 @@ def train_run(
     training continues from it (or starts over if no epoch ended) and ends bit-identical to
     an uninterrupted run. Without ``resume`` whatever an earlier attempt left is replaced.
     ``metrics.json`` is written last (the run is then complete) and the state removed. A
-    run that fails before its first epoch ends removes what it wrote, so a retry is free.
+    run that fails (raises an Exception) before its first epoch ends removes what it
+    wrote, so a retry is free; an interrupted one keeps it, resumable.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -168,7 +169,7 @@ def train_run(
             fileio.save_yaml(out / CONFIG_FILE, to_dict(cfg))
         try:
             return _train(cfg, out, data_dir, extra_callbacks, progress, evaluate_test, resume_from)
-        except BaseException:
+        except Exception:  # an interrupt keeps its stub: ``--resume`` starts it over
             if not resume and not (out / STATE_FILE).exists() and not (out / METRICS_FILE).exists():
                 rundir.clear(out)  # no epoch ended: nothing worth keeping, nothing to block
             raise
