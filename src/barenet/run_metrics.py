@@ -58,6 +58,11 @@ class RunMetrics:
         return data
 
     @classmethod
+    def scalar_keys(cls) -> list[str]:
+        """The one-value keys, in file order (for summary tables)."""
+        return [f.name for f in dataclasses.fields(cls) if f.name not in ("test", "error")]
+
+    @classmethod
     def from_dict(cls, data: Any, path: str | Path = "metrics.json") -> RunMetrics:
         """Parse and type-check a ``metrics.json`` object (FileError naming ``path``)."""
         if not isinstance(data, dict):
