@@ -345,3 +345,30 @@ def test_an_interrupt_in_the_first_epoch_keeps_a_stub_that_resumes(tmp_path, cap
     train_run(cfg, tmp_path / "ref", progress=False)
     a, b = rundir.read_weights(tmp_path / "ref")[0], rundir.read_weights(run)[0]
     assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_resume_after_torn_writes_and_after_a_kill_right_after_metrics(tmp_path, capsys):
+    cfg = load_config(None, [*TINY, "train.epochs=3"])
+    run = tmp_path / "run"
+
+    def stop(trainer, epoch, logs):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(cfg, run, progress=False, extra_callbacks=(LambdaCallback(on_epoch_end=stop),))
+    # what a SIGKILL in the middle of atomic writes leaves: half-written temp files
+    junk = [".state.safetensors.ab12cd.tmp", ".model.safetensors.x9.tmp", ".history.csv.q.tmp"]
+    for name in junk:
+        (run / name).write_bytes(b"\x00half")
+    code, _, err = run_cli(capsys, "train", "--resume", run, "--quiet")
+    assert code == 0, err
+    assert not [p for p in run.iterdir() if p.name in junk]
+    train_run(cfg, tmp_path / "ref", progress=False)
+    a, b = rundir.read_weights(tmp_path / "ref")[0], rundir.read_weights(run)[0]
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    # killed between writing metrics.json and removing the state: complete, state dropped
+    shutil.copy(tmp_path / "ref" / rundir.MODEL_FILE, run / rundir.STATE_FILE)
+    code, out, _ = run_cli(capsys, "train", "--resume", run)
+    assert code == 0 and "already complete (3 epochs)" in out
+    assert not (run / rundir.STATE_FILE).exists()
