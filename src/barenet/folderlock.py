@@ -20,6 +20,9 @@ from .errors import FileError, UserError
 
 __all__ = ["FolderBusy", "FolderLock"]
 
+# flock is unsupported on some network and FUSE file systems; there the lock degrades to none
+_NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
+
 
 class FolderBusy(UserError):
     """Another live process holds the folder's lock."""
@@ -67,6 +70,8 @@ class FolderLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
+                if e.errno in _NO_LOCKS:  # a file system without flock: the file still says who
+                    return fd
                 holder = _read_pid(fd)
                 os.close(fd)
                 if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
