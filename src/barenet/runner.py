@@ -316,6 +316,9 @@ def load_run(run_dir: str | Path) -> tuple[Config, nn.Sequential]:
     run = Path(run_dir)
     if not run.is_dir():
         raise rundir.RunFolderError(f"run folder not found: {run}")
+    if not (run / MODEL_FILE).exists() and (run / CONFIG_FILE).is_file():
+        status = rundir.run_status(run).describe(run)
+        raise rundir.RunFolderError(f"{run} has no {MODEL_FILE} yet: {status}")
     state, meta = rundir.read_weights(run)
     cfg = rundir.read_config(run, meta)
     model = build_model(cfg.model, 0, cfg.train.dtype)
