@@ -324,7 +324,7 @@ def test_info_on_a_run_killed_before_its_first_checkpoint(tmp_path, capsys):
     run.mkdir()
     fileio.save_yaml(run / rundir.CONFIG_FILE, to_dict(load_config(None, TINY)))
     code, out, _ = run_cli(capsys, "info", run)
-    assert code == 0 and "no weights saved yet" in out and "incomplete (0 of 1" in out
+    assert code == 0 and "no weights saved yet" in out and "incomplete (0 of 1 epoch saved)" in out
     code, _, err = run_cli(capsys, "test", run)
     assert code == 2 and "has no model.safetensors yet: incomplete (0 of 1" in err
     checkpoint.save_model(run / rundir.STATE_FILE, {}, {"epoch": "x"})

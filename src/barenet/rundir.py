@@ -253,10 +253,11 @@ class RunStatus:
     def describe(self, run_dir: str | Path) -> str:
         """One line for humans, with the command that resumes an incomplete run."""
         if self.finished:
-            return f"{self.state} ({self.epochs_done} epochs)"
+            return f"{self.state} ({self.epochs_done} epoch{'s' * (self.epochs_done != 1)})"
+        n = self.epochs_total or self.epochs_done
         total = f" of {self.epochs_total}" if self.epochs_total else ""
         return (
-            f"incomplete ({self.epochs_done}{total} epochs saved); "
+            f"incomplete ({self.epochs_done}{total} epoch{'s' * (n != 1)} saved); "
             f"resume with: barenet train --resume {run_dir}"
         )
 
