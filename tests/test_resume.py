@@ -83,10 +83,12 @@ def _history_without_time(run: Path) -> list[str]:
     return [",".join(c for i, c in enumerate(line.split(",")) if i != col) for line in lines]
 
 
-def _kill_and_resume(out: Path, sets: list[str], epochs: int, seed: int) -> list[int]:
+def _kill_and_resume(
+    out: Path, sets: list[str], epochs: int, seed: int, startup: float, epoch: float
+) -> list[int]:
     """Train into ``out``, SIGKILL it several times (once early, then at random points of
     random epochs), restarting each time with ``--resume``; returns the epochs each restart
-    found saved."""
+    found saved. ``startup`` and ``epoch``: seconds to the first epoch and per epoch."""
     rng = random.Random(seed)
     found = []
     for attempt in range(6):
@@ -100,13 +102,13 @@ def _kill_and_resume(out: Path, sets: list[str], epochs: int, seed: int) -> list
             stderr=subprocess.PIPE,
         )
         if attempt == 0:  # during start-up or the first epoch
-            time.sleep(rng.uniform(0.2, 2.0))
-        else:  # somewhere in the epoch after a random one (the state write included)
+            time.sleep(rng.uniform(0.1, startup + 0.5 * epoch))
+        else:  # somewhere in the epoch after a random one (its state write included)
             target = rng.randint(1, epochs - 1)
             deadline = time.monotonic() + 60
             while _rows(out) < target and proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.005)
-            time.sleep(rng.uniform(0.0, 0.35))
+                time.sleep(0.002)
+            time.sleep(rng.uniform(0.0, 0.9 * epoch))
         if proc.poll() is not None:
             assert proc.wait() == 0, proc.stderr.read()
             proc.stderr.close()
@@ -123,9 +125,13 @@ def _kill_and_resume(out: Path, sets: list[str], epochs: int, seed: int) -> list
 @pytest.mark.parametrize(("sets", "epochs", "seed"), [(MLP, 5, 1), (CNN, 4, 2)], ids=["mlp", "cnn"])
 def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, sets, epochs, seed):
     ref = tmp_path / "uninterrupted"
+    start = time.monotonic()
     assert _run(_fresh(ref, sets)).returncode == 0
+    seconds = time.monotonic() - start
+    epoch = min(rundir.read_history(ref)["time"])
+    startup = max(0.1, seconds - sum(rundir.read_history(ref)["time"]) - 0.5)
     out = tmp_path / "killed"
-    found = _kill_and_resume(out, sets, epochs, seed)
+    found = _kill_and_resume(out, sets, epochs, seed, startup, epoch)
     # the kills really interrupted training half-way, not only before or after it
     assert any(0 < e < epochs for e in found), found
     a, b = _weights(ref), _weights(out)
