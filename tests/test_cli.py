@@ -43,8 +43,12 @@ def test_train_test_info(tmp_path, capsys):
         "--quiet",
     )
     assert code == 0, stdout
-    assert {"config.yaml", "model.safetensors", "history.csv", "metrics.json"} <= {
-        p.name for p in out.iterdir()
+    # complete: the training state and the lock are gone
+    assert {p.name for p in out.iterdir()} == {
+        "config.yaml",
+        "model.safetensors",
+        "history.csv",
+        "metrics.json",
     }
     metrics = fileio.load_json(out / "metrics.json")
     code, stdout, _ = run_cli(capsys, "test", out, "--json")
@@ -57,6 +61,7 @@ def test_train_test_info(tmp_path, capsys):
     code, stdout, _ = run_cli(capsys, "info", out)
     assert code == 0
     assert "Linear(784, 16" in stdout and "12,730 parameters" in stdout
+    assert "status: complete (1 epoch)" in stdout
 
 
 def test_bad_config_value(tmp_path, capsys):

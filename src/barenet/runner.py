@@ -1,21 +1,21 @@
-"""From a config to a finished run folder, and back.
+"""From a config to a finished run folder (fresh or resumed), and back.
 
-A run folder holds ``config.yaml`` (the resolved config), ``model.safetensors`` (weights, with
-the config and training state as JSON metadata), ``history.csv`` and ``metrics.json``.
+The folder's layout, readers and lock are ``rundir``'s; the training state that makes a
+resume exact is ``train/resume.py``'s.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import checkpoint, fileio, nn
+from . import checkpoint, fileio, nn, rundir
 from .builders import build_optimizer, build_schedule_from_config
-from .config import Config, ConfigError, to_dict, validate
+from .config import Config, ConfigError, to_dict
 from .data import (
     CLASS_NAMES,
     DataLoader,
@@ -26,11 +26,14 @@ from .data import (
     train_val_split,
 )
 from .models import build_model, input_shape
+from .run_metrics import RunMetrics
 from .rundir import (
+    CHECKPOINTS_DIR,
     CONFIG_FILE,
     HISTORY_FILE,
     METRICS_FILE,
     MODEL_FILE,
+    STATE_FILE,
     TENSORBOARD_DIR,
     WATCH_FILE,
 )
@@ -147,11 +150,74 @@ def train_run(
     extra_callbacks: tuple[cb.Callback, ...] = (),
     progress: bool = True,
     evaluate_test: bool = True,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """Train ``cfg`` and write the run folder. Returns the metrics written to metrics.json."""
+    """Train ``cfg`` into the run folder ``out_dir``; returns ``metrics.json`` as a dict.
+
+    The folder is locked meanwhile (``FolderBusy`` if another process trains into it).
+    After every epoch ``state.safetensors`` holds the full training state; with ``resume``
+    training continues from it (or starts over if no epoch ended) and ends bit-identical to
+    an uninterrupted run. Without ``resume`` whatever an earlier attempt left is replaced.
+    ``metrics.json`` is written last (the run is then complete) and the state removed. A
+    run that fails (raises an Exception) before its first epoch ends removes what it
+    wrote, so a retry is free; an interrupted one keeps it, resumable.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    fileio.save_yaml(out / CONFIG_FILE, to_dict(cfg))
+    with rundir.lock(out):
+        resume_from = None
+        meta = rundir.read_state_metadata(out) if resume else None
+        if meta is not None:
+            resume_from = out / STATE_FILE
+            config = (meta.get("extra") or {}).get("config")
+            rundir.check_same_config(cfg, config, out / CONFIG_FILE, resume_from)
+            rundir.clear(out, keep=(CONFIG_FILE, MODEL_FILE, HISTORY_FILE, STATE_FILE))
+        else:  # a fresh start, or a resume of a run that never finished an epoch
+            rundir.clear(out, keep=(CONFIG_FILE,) if resume else ())
+        if not resume or not (out / CONFIG_FILE).is_file():
+            fileio.save_yaml(out / CONFIG_FILE, to_dict(cfg))
+        try:
+            return _train(cfg, out, data_dir, extra_callbacks, progress, evaluate_test, resume_from)
+        except Exception:  # an interrupt keeps its stub: ``--resume`` starts it over
+            if not resume and not (out / STATE_FILE).exists() and not (out / METRICS_FILE).exists():
+                rundir.clear(out)  # no epoch ended: nothing worth keeping, nothing to block
+            raise
+
+
+def resume_run(
+    run_dir: str | Path,
+    data_dir: str | None = None,
+    progress: bool = True,
+    on_start: Callable[[Config, rundir.RunStatus], None] | None = None,
+) -> dict[str, Any] | None:
+    """Continue an interrupted run from its last completed epoch (``train_run(resume=True)``
+    with the folder's own config). Returns its metrics, or None if it was already finished.
+    ``on_start(cfg, status)`` is called once the folder is locked, before training."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise rundir.RunFolderError(f"run folder not found: {run}")
+    if not (run / CONFIG_FILE).is_file():
+        raise rundir.RunFolderError(f"{run} is not a run folder: no {CONFIG_FILE}")
+    with rundir.lock(run):
+        status = rundir.run_status(run)
+        if status.finished:
+            (run / STATE_FILE).unlink(missing_ok=True)  # left if killed right after metrics
+            return None
+        cfg = rundir.read_config(run)
+        if on_start is not None:
+            on_start(cfg, status)
+        return train_run(cfg, run, data_dir=data_dir, progress=progress, resume=True)
+
+
+def _train(
+    cfg: Config,
+    out: Path,
+    data_dir: str | None,
+    extra_callbacks: tuple[cb.Callback, ...],
+    progress: bool,
+    evaluate_test: bool,
+    resume_from: Path | None,
+) -> dict[str, Any]:
     rngs = seeds(cfg)
     data = prepare_data(cfg, data_dir)
     model = build_model(cfg.model, rngs["init"], cfg.train.dtype)
@@ -181,7 +247,7 @@ def train_run(
     if cfg.train.checkpoint_every_epoch:
         callbacks.append(
             cb.ModelCheckpoint(
-                out / "checkpoints" / "epoch_{epoch}.safetensors",
+                out / CHECKPOINTS_DIR / "epoch_{epoch}.safetensors",
                 monitor=monitor,
                 save_best_only=False,
                 save_fn=save_fn,
@@ -218,39 +284,43 @@ def train_run(
         clip_grad_norm=cfg.train.clip_grad_norm,
         progress=progress,
     )
-    start = time.perf_counter()
-    history = trainer.fit(train_loader, val_loader, epochs=cfg.train.epochs)
-    seconds = time.perf_counter() - start
-
+    history = trainer.fit(
+        train_loader,
+        val_loader,
+        epochs=cfg.train.epochs,
+        state_file=out / STATE_FILE,
+        resume_from=resume_from,
+        generators=rngs,
+        state_metadata={"config": to_dict(cfg)},
+    )
     # Report the weights that were kept (best on validation), not the last epoch's.
     checkpoint.load_into(model, out / MODEL_FILE)
     epochs = history.epochs
-    metrics: dict[str, Any] = {
-        "name": cfg.name,
-        "dataset": cfg.data.dataset,
-        "parameters": model.num_parameters(),
-        "epochs_run": len(epochs),
-        "steps_per_epoch": steps_per_epoch,
-        "train_seconds": round(seconds, 3),
-        "seconds_per_epoch": round(seconds / max(len(epochs), 1), 3),
-        "train_loss": epochs[-1]["loss"],
-        "train_accuracy": epochs[-1]["accuracy"],
-    }
+    seconds = sum(e["time"] for e in epochs)  # every session's epochs, resumed or not
+    metrics = RunMetrics(
+        name=cfg.name,
+        dataset=cfg.data.dataset,
+        parameters=model.num_parameters(),
+        epochs_run=len(epochs),
+        steps_per_epoch=steps_per_epoch,
+        train_seconds=round(seconds, 3),
+        seconds_per_epoch=round(seconds / max(len(epochs), 1), 3),
+        train_loss=epochs[-1]["loss"],
+        train_accuracy=epochs[-1]["accuracy"],
+    )
     if val_loader is not None:
         best = max(epochs, key=lambda e: e["val_accuracy"])
-        metrics.update(
-            best_epoch=best["epoch"],
-            val_accuracy=best["val_accuracy"],
-            val_loss=best["val_loss"],
-            final_val_accuracy=epochs[-1]["val_accuracy"],
-        )
+        metrics.best_epoch = best["epoch"]
+        metrics.val_accuracy = best["val_accuracy"]
+        metrics.val_loss = best["val_loss"]
+        metrics.final_val_accuracy = epochs[-1]["val_accuracy"]
     if evaluate_test:
         test = load_split(cfg, "test", data_dir)
-        result = trainer.evaluate(make_loader(test, 1024))
-        metrics["test"] = _jsonable(result)
-        metrics["test_accuracy"] = metrics["test"]["accuracy"]
-    fileio.save_json(out / METRICS_FILE, metrics)
-    return metrics
+        metrics.test = _jsonable(trainer.evaluate(make_loader(test, 1024)))
+        metrics.test_accuracy = metrics.test["accuracy"]
+    rundir.write_metrics(out, metrics)  # the run is complete from here on
+    (out / STATE_FILE).unlink(missing_ok=True)
+    return metrics.to_dict()
 
 
 def _jsonable(result: dict[str, Any]) -> dict[str, Any]:
@@ -264,15 +334,14 @@ def load_run(run_dir: str | Path) -> tuple[Config, nn.Sequential]:
     """The config and the trained model of a run folder; every name and shape is checked."""
     run = Path(run_dir)
     if not run.is_dir():
-        raise ConfigError(f"run folder not found: {run}")
-    weights = run / MODEL_FILE
-    state, meta = checkpoint.load_model_file(weights)
-    raw = meta.get("config")
-    if raw is None:
-        raw = fileio.load_yaml(run / CONFIG_FILE)
-    cfg = validate(raw)
+        raise rundir.RunFolderError(f"run folder not found: {run}")
+    if not (run / MODEL_FILE).exists() and (run / CONFIG_FILE).is_file():
+        status = rundir.run_status(run).describe(run)
+        raise rundir.RunFolderError(f"{run} has no {MODEL_FILE} yet: {status}")
+    state, meta = rundir.read_weights(run)
+    cfg = rundir.read_config(run, meta)
     model = build_model(cfg.model, 0, cfg.train.dtype)
-    checkpoint.load_state(model, state, weights)
+    checkpoint.load_state(model, state, run / MODEL_FILE)
     model.eval()
     return cfg, model
 

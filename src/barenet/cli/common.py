@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # an internal error, or a check that ran and failed (gradcheck)
 EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2
+EXIT_TERMINATED = 143  # SIGTERM: 128 + 15
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
@@ -27,20 +27,6 @@ def user_errors() -> tuple[type[BaseException], ...]:
         IsADirectoryError,
         PermissionError,
     )
-
-
-def default_out(name: str) -> Path:
-    from ..rundir import timestamped
-
-    return timestamped(name)
-
-
-def check_fresh(out: Path) -> None:
-    """Never train over an earlier run: nothing already saved is lost."""
-    from ..config import ConfigError
-
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"output folder {out} is not empty; choose another --out")
 
 
 def add_data_dir(p: argparse.ArgumentParser) -> None:

@@ -15,6 +15,11 @@ explain why in ``trainer.stop_reason``). It may also abort by raising (e.g.
 Callbacks only touch ``trainer.model``, ``trainer.stop_training`` and
 ``trainer.stop_reason`` (plus ``epochs``/``steps_per_epoch`` for display), so
 tests can drive them with a plain namespace object.
+
+A callback that carries something from one epoch to the next (a counter, best weights,
+logged rows) returns it from ``state_dict()`` and takes it back in ``load_state_dict()``:
+``Trainer.fit(state_file=...)`` saves it with the rest of the training state after every
+epoch, and ``fit(resume_from=...)`` restores it after ``on_train_begin`` (``resume.py``).
 """
 
 from __future__ import annotations
@@ -61,6 +66,14 @@ class Callback:
 
     def on_train_end(self, trainer: Any, logs: Logs) -> None:
         pass
+
+    def state_dict(self) -> dict[str, Any]:
+        """What this callback carries from one epoch to the next (arrays allowed), saved in
+        the training state so a resumed ``fit`` continues it. Stateless callbacks keep {}."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict()`` (called after ``on_train_begin``)."""
 
 
 _HOOKS = ("on_train_begin", "on_epoch_begin", "on_batch_end", "on_epoch_end", "on_train_end")
@@ -123,6 +136,13 @@ class _Monitor:
                 self._warned = True
             return None
         return float(value)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = float(state["best"])
+        self.best_epoch = None if state["best_epoch"] is None else int(state["best_epoch"])
 
     def improved(self, value: float) -> bool:
         # NaN compares False: a diverged metric never counts as an improvement.
@@ -201,6 +221,21 @@ class EarlyStopping(_MonitoredCallback):
         if self.restore_best_weights and self.best_weights is not None:
             trainer.model.load_state_dict(self.best_weights)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **self._m.state_dict(),
+            "wait": self.wait,
+            "stopped_epoch": self.stopped_epoch,
+            "best_weights": self.best_weights,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._m.load_state_dict(state)
+        self.wait = int(state["wait"])
+        self.stopped_epoch = int(state["stopped_epoch"])
+        weights = state["best_weights"]
+        self.best_weights = None if weights is None else dict(weights)
+
 
 class ModelCheckpoint(_MonitoredCallback):
     """Save the model at epoch ends via ``save_fn(path, model, metadata)``.
@@ -257,6 +292,15 @@ class ModelCheckpoint(_MonitoredCallback):
         self.last_saved = path
         self.saved.append(path)
 
+    def state_dict(self) -> dict[str, Any]:
+        last = None if self.last_saved is None else str(self.last_saved)
+        return {**self._m.state_dict(), "last_saved": last, "saved": [str(p) for p in self.saved]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._m.load_state_dict(state)
+        self.last_saved = None if state["last_saved"] is None else Path(state["last_saved"])
+        self.saved = [Path(p) for p in state["saved"]]
+
 
 def _csv_cell(value: Any) -> Any:
     if value is None:
@@ -279,6 +323,12 @@ class _HistoryLogger(Callback):
     def on_epoch_end(self, trainer: Any, epoch: int, logs: Logs) -> None:
         self.rows.append(dict(logs))
         self._write()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": [dict(r) for r in self.rows]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rows = [dict(r) for r in state["rows"]]
 
     def _write(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -13,13 +13,15 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..nn.loss import softmax
 from ..optim import clip_grad_norm_, grad_norm
+from . import resume
 from .callbacks import Callback
 from .metrics import confusion_matrix, num_correct, per_class_accuracy
 from .progress import ProgressBar
@@ -135,23 +137,41 @@ class Trainer:
         self.stop_training = False
         self.stop_reason: str | None = None
         self.epochs = 0
+        self.global_step = 0  # optimizer steps taken in this fit (resumed runs included)
         self.steps_per_epoch: int | None = None
         self._params = list(model.parameters())
 
     # -- fit -------------------------------------------------------------------
     def fit(
-        self, train_loader: Iterable, val_loader: Iterable | None = None, epochs: int = 1
+        self,
+        train_loader: Iterable,
+        val_loader: Iterable | None = None,
+        epochs: int = 1,
+        *,
+        state_file: str | Path | None = None,
+        resume_from: str | Path | None = None,
+        generators: Mapping[str, np.random.Generator] | None = None,
+        state_metadata: Mapping[str, Any] | None = None,
     ) -> History:
         """Train for up to ``epochs`` epochs; returns the ``History``.
 
         Raises ``TrainingDiverged`` if a loss/gradient norm became non-finite. Any
         exception (divergence, one raised by a callback such as a pruning signal,
         KeyboardInterrupt) is raised only after every callback's ``on_train_end``.
+
+        Resuming (Keras' ``BackupAndRestore``, Lightning's ``ckpt_path``): with
+        ``state_file`` the full training state (``resume.py``: weights, optimizer,
+        schedule, every random generator, history, callbacks) is written there atomically
+        after every epoch, plus ``state_metadata``. ``resume_from`` (such a file) restores it
+        after ``on_train_begin`` and continues with the next epoch: given the same loaders,
+        callbacks and thread count, the result is bit-identical to a run never stopped.
+        ``generators`` names random generators beyond the loader's and the layers' ones.
         """
         self.history = History()
         self.stop_training = False
         self.stop_reason = None
         self.epochs = int(epochs)
+        self.global_step = 0
         try:
             self.steps_per_epoch = len(train_loader)  # type: ignore[arg-type]
         except TypeError:
@@ -163,7 +183,16 @@ class Trainer:
         last: Logs = {}
         try:
             self._call("on_train_begin", self)
-            for epoch in range(1, self.epochs + 1):
+            gens = resume.find_generators(self, train_loader, generators)
+            first = 1
+            if resume_from is not None:
+                first = 1 + resume.load_state(
+                    resume.read_state(resume_from), self, gens, resume_from
+                )
+                last = self.history.epochs[-1] if self.history.epochs else {}
+            for epoch in range(first, self.epochs + 1):
+                if self.stop_training:  # restored from a run that had stopped
+                    break
                 self._call("on_epoch_begin", self, epoch)
                 logs = self._run_epoch(epoch, train_loader, val_loader)
                 if logs is None:  # diverged mid-epoch: no row for the partial epoch
@@ -171,9 +200,11 @@ class Trainer:
                 self.history.append(logs)
                 last = logs
                 self._call("on_epoch_end", self, epoch, logs)
+                if self.stop_training and self.stop_reason is None:
+                    self.stop_reason = f"stopped by a callback at epoch {epoch}"
+                if state_file is not None:  # after every callback: their state is final
+                    resume.save_state(state_file, self, gens, epoch, state_metadata)
                 if self.stop_training:
-                    if self.stop_reason is None:
-                        self.stop_reason = f"stopped by a callback at epoch {epoch}"
                     break
         except BaseException as e:  # noqa: B036 - re-raised below, after on_train_end
             error = e
@@ -243,6 +274,7 @@ class Trainer:
                 return None
             self.optimizer.step()
             self.optimizer.zero_grad()
+            self.global_step += 1
             if per_iteration:
                 self.schedule.step()
             loss_sum += loss * n

@@ -16,6 +16,7 @@ import yaml
 
 from .. import fileio
 from ..config import to_dict
+from ..run_metrics import RunMetrics
 from ..rundir import PLOTS_DIR, REPORT_FILE
 from . import html as H
 from . import plots
@@ -25,23 +26,9 @@ from .search_report import is_search_dir, write_search_report
 
 
 def _metrics_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
-    pct = {"val_accuracy", "final_val_accuracy", "test_accuracy", "train_accuracy"}
-    keys = (
-        "name",
-        "dataset",
-        "parameters",
-        "epochs_run",
-        "best_epoch",
-        "train_loss",
-        "train_accuracy",
-        "val_loss",
-        "val_accuracy",
-        "final_val_accuracy",
-        "test_accuracy",
-        "train_seconds",
-        "seconds_per_epoch",
-    )
-    rows = [(k, H.fmt(m[k], pct=k in pct)) for k in keys if k in m]
+    rows = [
+        (k, H.fmt(m[k], pct=k.endswith("accuracy"))) for k in RunMetrics.scalar_keys() if k in m
+    ]
     test = m.get("test") or {}
     if "loss" in test:
         rows.append(("test_loss", H.fmt(test["loss"])))
