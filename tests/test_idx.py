@@ -120,7 +120,7 @@ def test_bad_gzip(tmp_path):
 
 
 def test_missing_file(tmp_path):
-    _expect_error(tmp_path / "nope", "cannot read")
+    _expect_error(tmp_path / "nope", "not found")
 
 
 def test_data_error_is_value_error():
