@@ -31,6 +31,7 @@ from .fileio import atomic_write_bytes, open_regular, read_bytes, to_jsonable
 __all__ = [
     "CheckpointError",
     "Header",
+    "check_count",
     "load_into",
     "load_model_file",
     "load_state",
@@ -275,6 +276,17 @@ def load_model_file(
         raise _invalid(path, e) from None
     # frombuffer views of immutable bytes are read-only; hand back ordinary arrays.
     return {k: np.array(v, copy=True) for k, v in state.items()}, header.metadata
+
+
+def check_count(state: dict[str, Any], expected: int, path: PathLike) -> None:
+    """CheckpointError unless ``state`` holds ``expected`` values in all (parameters and
+    buffers): a cheap test, before the model is built, that the weights fit the config."""
+    found = sum(math.prod(np.shape(v)) for v in state.values())
+    if found != expected:
+        raise CheckpointError(
+            f"{path}: holds {found:,} values but the model its config describes has "
+            f"{expected:,} (parameters and buffers): weights and config do not match"
+        )
 
 
 def load_state(

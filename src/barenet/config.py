@@ -49,13 +49,13 @@ Float = Annotated[float, BeforeValidator(_not_bool)]
 
 # A name becomes a folder name (runs/NAME-TIMESTAMP, runs/search/STUDY): one path
 # component, no separators, not hidden, no control characters.
-_NAME = re.compile(r"[A-Za-z0-9_][^/\\\x00-\x1f\x7f]{0,99}")
+_NAME = re.compile(r"\w[^/\\\x00-\x1f\x7f]{0,99}")
 
 
 def safe_name(name: Any, what: str = "name") -> str:
     """``name`` if it can be a folder name inside the output root, else ConfigError.
 
-    Allowed: 1-100 characters, starting with a letter, digit or ``_``, with no ``/`` or
+    Allowed: 1-100 characters, starting with a letter, digit or ``_`` (any script), with no ``/`` or
     ``\\`` and no control characters (so ``..``, ``/abs`` and ``.hidden`` are refused).
     """
     if not isinstance(name, str) or not _NAME.fullmatch(name) or name.strip() != name:

@@ -25,6 +25,7 @@ from .data import (
     subset,
     train_val_split,
 )
+from .memory import model_size
 from .models import build_model, input_shape
 from .rundir import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE
 from .train import callbacks as cb
@@ -247,6 +248,7 @@ def load_run(run_dir: str | Path) -> tuple[Config, nn.Sequential]:
     if raw is None:
         raw = fileio.load_yaml(run / CONFIG_FILE)
     cfg = validate(raw)
+    checkpoint.check_count(state, sum(model_size(cfg.model)[:2]), weights)  # before building
     model = build_model(cfg.model, 0, cfg.train.dtype)
     checkpoint.load_state(model, state, weights)
     model.eval()

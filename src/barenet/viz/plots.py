@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UserError
 from ..rundir import PLOTS_DIR
 from .confusion import plot_confusion, plot_per_class
 from .conv import plot_feature_maps, plot_kernels
@@ -53,7 +54,7 @@ def parse_what(what: str | list[str] | tuple[str, ...] | None) -> list[str]:
         return list(PLOTS)
     bad = [n for n in names if n not in PLOTS]
     if bad:
-        raise ValueError(f"unknown plot {bad[0]!r}; choose from {', '.join(PLOTS)} (or all)")
+        raise UserError(f"unknown plot {bad[0]!r}; choose from {', '.join(PLOTS)} (or all)")
     return [p for p in PLOTS if p in names]
 
 
@@ -205,7 +206,7 @@ def plot_run(
     maps, ``max_points`` in the embedding scatter; samples are drawn from ``seed``.
     """
     if max_test is not None and max_test < 1:
-        raise ValueError(f"max_test must be at least 1, got {max_test}")
+        raise UserError(f"max_test must be at least 1, got {max_test}")
     run = check_run_dir(run_dir)
     out = Path(out_dir) if out_dir is not None else run / PLOTS_DIR
     groups = parse_what(what)
@@ -242,7 +243,7 @@ def plot_run(
             else:
                 res.files[g] = drawn
     if not res.files:
-        raise ValueError(
+        raise UserError(
             "nothing to plot: " + "; ".join(f"{k}: {v}" for k, v in res.skipped.items())
         )
     return res
