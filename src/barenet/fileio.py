@@ -16,6 +16,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
@@ -46,6 +47,10 @@ MAX_SIDE_FILE = 64 << 20
 # A YAML document may hold at most this many values once its aliases are expanded
 # (a "billion laughs" file is a few hundred bytes that expand to 10**9 values).
 MAX_YAML_VALUES = 1_000_000
+# Flow collections nested deeper than this are refused before parsing (PyYAML recurses,
+# and takes seconds to fail on a few thousand brackets).
+MAX_YAML_DEPTH = 100
+_BRACKETS = re.compile(r"[\[\]{}]")
 
 
 def file_mode() -> int:
@@ -60,7 +65,7 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically; creates parent folders. Returns the path.
 
     On any error the temporary file is removed and the previous ``path`` (if any)
-    is left untouched.
+    is left untouched; an ``OSError`` (a full disk, say) names ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,9 +77,12 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno and e.filename in (None, tmp):
+            # Name the file, not its temporary (a full disk fails in write or fsync, unnamed).
+            raise type(e)(e.errno, e.strerror, os.fspath(path)) from e
         raise
     _fsync_dir(path.parent)
     return path
@@ -235,6 +243,12 @@ def parse_yaml(text: str, name: str) -> Any:
 
     ``name`` labels the one-line FileError (e.g. the file path or ``--set key``).
     """
+    depth = deepest = 0
+    for m in _BRACKETS.finditer(text):  # counts brackets in strings too: errs on the safe side
+        depth += 1 if m.group() in "[{" else -1
+        deepest = max(deepest, depth)
+    if deepest > MAX_YAML_DEPTH:
+        raise FileError(f"malformed YAML in {name}: nested too deeply (over {MAX_YAML_DEPTH})")
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
         _count_values(data, MAX_YAML_VALUES)
