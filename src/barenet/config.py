@@ -116,6 +116,11 @@ class ConvBlock(Strict):
     batch_norm: Bool = False
     dropout: Float = Field(0.0, ge=0, lt=1)
 
+    def conv_size(self, h: int, w: int) -> tuple[int, int]:
+        """(H, W) after the convolution (before pooling): floor((H + 2p - k) / s) + 1."""
+        k, s, p = self.kernel, self.stride, self.padding
+        return (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+
 
 Activation = Literal["relu", "leaky_relu", "sigmoid", "tanh"]
 Init = Literal[
@@ -158,13 +163,12 @@ class ModelConfig(Strict):
         return self.sizes[-1] if self.type == "mlp" else self.dense[-1]
 
     def feature_shapes(self) -> list[tuple[int, int, int]]:
-        """(C, H, W) after each conv block: floor((H + 2p - k) / s) + 1, then // pool."""
+        """(C, H, W) after each conv block: ``conv_size``, then // pool."""
         c, h, w = self.input_shape
         shapes = []
         for b in self.blocks:
             c = b.channels
-            h = (h + 2 * b.padding - b.kernel) // b.stride + 1
-            w = (w + 2 * b.padding - b.kernel) // b.stride + 1
+            h, w = b.conv_size(h, w)
             if b.pool > 1:
                 h, w = h // b.pool, w // b.pool
             if h < 1 or w < 1:

@@ -84,8 +84,7 @@ def model_size(cfg: ModelConfig) -> tuple[int, int, int]:
     acts = in_ch = cfg.input_shape[0]
     _, h, w = cfg.input_shape
     for b, (c, ph, pw) in zip(cfg.blocks, cfg.feature_shapes(), strict=True):
-        h = (h + 2 * b.padding - b.kernel) // b.stride + 1
-        w = (w + 2 * b.padding - b.kernel) // b.stride + 1
+        h, w = b.conv_size(h, w)
         conv_out = c * h * w
         params += in_ch * c * b.kernel**2 + (0 if b.batch_norm else c)
         acts += in_ch * b.kernel**2 * h * w + conv_out * 2  # patches, conv out, activation
