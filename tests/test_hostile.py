@@ -17,7 +17,6 @@ import stat
 import struct
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -34,24 +33,33 @@ MAX_RSS = 1 << 30
 ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
 
 
-def barenet(*argv, cwd=None, env=None, timeout=60.0):
+# Forks and execs the CLI, then writes the child's exit code, CPU seconds and peak RSS. A
+# process' ru_maxrss includes what it had before exec (a fork of the pytest process, which
+# may be large), so the measuring parent is this small script, not pytest.
+MEASURE = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.executable, [sys.executable, "-m", "barenet.cli", *sys.argv[2:]])
+_, status, ru = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(f"{os.waitstatus_to_exitcode(status)} {ru.ru_utime + ru.ru_stime} {ru.ru_maxrss}")
+"""
+
+
+def barenet(*argv, cwd, timeout=WALL_SECONDS):
     """Run ``python -m barenet.cli ARGV``: (exit code, stdout, stderr, (CPU s, wall s), peak
     RSS bytes)."""
-    out_path, err_path = Path(cwd or "/tmp") / ".out", Path(cwd or "/tmp") / ".err"
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        start = time.perf_counter()
-        p = subprocess.Popen(
-            [sys.executable, "-m", "barenet.cli", *map(str, argv)],
-            stdout=out, stderr=err, cwd=cwd, env=env or ENV,
-        )  # fmt: skip
-        killer = threading.Timer(timeout, p.kill)
-        killer.start()
-        _, status, usage = os.wait4(p.pid, 0)
-        seconds = (usage.ru_utime + usage.ru_stime, time.perf_counter() - start)
-        killer.cancel()
-    p.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4, not by Popen
-    rss = usage.ru_maxrss * 1024  # kB on Linux
-    return p.returncode, out_path.read_text(), err_path.read_text(), seconds, rss
+    stats = Path(cwd) / ".stats"
+    start = time.perf_counter()
+    p = subprocess.run(
+        [sys.executable, "-c", MEASURE, stats, *map(str, argv)],
+        capture_output=True, text=True, cwd=cwd, env=ENV, timeout=timeout,
+    )  # fmt: skip
+    wall = time.perf_counter() - start
+    code, cpu, rss_kb = stats.read_text().split()
+    stats.unlink()
+    return int(code), p.stdout, p.stderr, (float(cpu), wall), int(rss_kb) * 1024
 
 
 def assert_refused(result, *needles):
@@ -220,6 +228,7 @@ def test_diverging_training_is_one_line_without_numpy_warnings(tmp_path):
     result = barenet(
         "train", "--set", "optim.lr=1e30", "--set", "data.subset=0.02", "--set", "train.epochs=1",
         "--set", "model.sizes=[784, 8, 10]", "--out", tmp_path / "r", "--quiet", cwd=tmp_path,
+        timeout=120,
     )  # fmt: skip
     code, _, err, _, _ = result
     assert code == 2 and len(err.strip().splitlines()) == 1, err
