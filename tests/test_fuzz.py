@@ -32,6 +32,7 @@ SETTINGS = settings(
     deadline=2000,  # ms per example: a reader that decompresses or allocates too much fails
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     derandomize=True,  # the same examples on every run: a failure is reproducible
+    database=None,  # and nothing written to .hypothesis/
 )
 CAP = 1 << 20  # what the readers may allocate in these tests
 
