@@ -251,3 +251,71 @@ def test_zero_dim_buffers_keep_their_shape(tmp_path):
     np.testing.assert_array_equal(
         fresh.state_dict()["running_mean"], bn.state_dict()["running_mean"]
     )
+
+
+# -- bounded reads --------------------------------------------------------------------------
+def test_read_header_reads_no_data(tmp_path):
+    from barenet.checkpoint import read_header
+
+    for suffix in (".safetensors", ".npz"):
+        path = tmp_path / f"m{suffix}"
+        save_model(path, mlp([5, 4, 3], dtype=np.float64), {"epoch": 7, "nested": {"a": [1]}})
+        head = read_header(path)
+        assert head.tensors == {
+            "0.weight": (np.dtype("float64"), (4, 5)),
+            "0.bias": (np.dtype("float64"), (4,)),
+            "2.weight": (np.dtype("float64"), (3, 4)),
+            "2.bias": (np.dtype("float64"), (3,)),
+        }
+        assert head.metadata == {"epoch": 7, "nested": {"a": [1]}}
+        assert head.data_bytes == 8 * (20 + 4 + 12 + 3) and head.file_size == path.stat().st_size
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "folder"])
+def test_not_a_regular_file_is_refused_without_reading(tmp_path, kind):
+    path = tmp_path / "model.safetensors"
+    {"dev-zero": lambda: path.symlink_to("/dev/zero"), "fifo": lambda: os.mkfifo(path),
+     "folder": path.mkdir}[kind]()  # fmt: skip
+    with pytest.raises(CheckpointError, match="model.safetensors.*(not a regular file|a folder)"):
+        load_model_file(path)
+
+
+def test_file_larger_or_smaller_than_its_header_or_the_cap(tmp_path):
+    import struct
+
+    path = tmp_path / "m.safetensors"
+    save_model(path, mlp([30, 20]))
+    good = path.read_bytes()
+    path.write_bytes(good + b"\0")
+    with pytest.raises(CheckpointError, match="declares .* bytes but the file holds"):
+        load_model_file(path)
+    path.write_bytes(struct.pack("<Q", 1 << 30) + good[8:])
+    with pytest.raises(CheckpointError, match="header length 1,073,741,824 is impossible"):
+        load_model_file(path)
+    path.write_bytes(good)
+    with pytest.raises(CheckpointError, match="more than the 100 allowed"):
+        load_model_file(path, max_bytes=100)
+    assert load_model_file(path, max_bytes=len(good))[0]["0.weight"].shape == (20, 30)
+
+
+def test_check_count_before_building(tmp_path):
+    from barenet.checkpoint import check_count
+
+    state = mlp([3, 2]).state_dict()
+    check_count(state, 8, "w.safetensors")
+    with pytest.raises(CheckpointError, match="holds 8 values but the model its config"):
+        check_count(state, 9, "w.safetensors")
+
+
+def test_full_disk_names_the_target_not_its_temporary(tmp_path, monkeypatch):
+    import errno
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as info:
+        save_model(tmp_path / "m.safetensors", mlp([3, 2]))
+    assert info.value.errno == errno.ENOSPC
+    assert info.value.filename == str(tmp_path / "m.safetensors")
+    assert only_file(tmp_path) == []

@@ -46,7 +46,7 @@ def test_bad_files(tmp_path):
         load_config(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: [unclosed\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match="malformed YAML"):
         load_config(bad)
     listy = tmp_path / "list.yaml"
     listy.write_text("- 1\n- 2\n")
@@ -65,3 +65,101 @@ def test_override_syntax():
 def test_cnn_needs_blocks():
     with pytest.raises(ConfigError, match="needs at least one entry in model.blocks"):
         validate({"model": {"type": "cnn"}})
+
+
+# -- validation that matches intent ------------------------------------------------------------
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("train.epochs=true", "train.epochs: Input should be a valid integer"),
+        ("train.epochs=2.0", "train.epochs: Input should be a valid integer"),
+        ("seed=false", "seed: Input should be a valid integer"),
+        ("model.sizes=[784, true, 10]", "model.sizes.1: Input should be a valid integer"),
+        ("data.augment.enabled=1", "data.augment.enabled: Input should be a valid boolean"),
+        ("optim.lr=true", "optim.lr: expected a number, not a boolean"),
+        ("optim.lr=.inf", "optim.lr: Input should be a finite number"),
+        ("optim.lr=1e400", "optim.lr: Input should be a finite number"),
+        ("schedule.gamma=.nan", "schedule.gamma: Input should be a finite number"),
+        ("optim.betas=[0.9, 1.0]", "optim.betas must both be in [0, 1)"),
+        ("data.augment.scale=[1.2, 0.8]", "0 < low <= high"),
+        ("name=../../x", "cannot be a folder name"),
+        ("name=/etc", "cannot be a folder name"),
+        ("model.sizes=[784, 5]", "model.sizes ends in 5 outputs but mnist has 10 classes"),
+        ("model.sizes=[100, 10]", "the first size must be 784"),
+        ("data.augment={enabled: true, enabled: false}", "duplicate key 'enabled'"),
+    ],
+)
+def test_values_mean_what_they_say(override, needle):
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [override])
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_cnn_geometry_and_classes_are_checked_at_validation():
+    base = {"type": "cnn", "blocks": [{"channels": 4, "kernel": 5}]}
+    assert validate({"model": base}).model.feature_shapes() == [(4, 12, 12)]
+    with pytest.raises(ConfigError, match="shrink the"):
+        validate({"model": {**base, "blocks": [{"channels": 4, "kernel": 29}]}})
+    with pytest.raises(ConfigError, match=r"model.dense ends in 3 outputs"):
+        validate({"model": {**base, "dense": [3]}})
+    with pytest.raises(ConfigError, match=r"input_shape is \[3, 28, 28\]"):
+        validate({"model": {**base, "input_shape": [3, 28, 28]}})
+
+
+def test_yaml_1e_notation_and_ints_for_floats_still_work():
+    cfg = load_config(None, ["optim.lr=1e-3", "optim.weight_decay=0", "name=lr=0.1,bs=64"])
+    assert cfg.optim.lr == 1e-3 and cfg.optim.weight_decay == 0.0 and cfg.name == "lr=0.1,bs=64"
+
+
+def test_duplicate_keys_in_a_file_name_the_line(tmp_path):
+    p = tmp_path / "dup.yaml"
+    p.write_text("train:\n  epochs: 1\n  batch_size: 8\n  epochs: 3\n")
+    with pytest.raises(ConfigError, match=r"dup.yaml \(line 4, column 3\): duplicate key 'epochs'"):
+        load_config(p)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["model.batch_norm=true", "model.dropout=0.2", "model.sizes=[784, 64, 32, 10]"],
+        ["model.type=cnn", "model.dense=[16, 10]",
+         "model.blocks=[{channels: 4, kernel: 5, batch_norm: true}, "
+         "{channels: 6, kernel: 3, padding: 1, stride: 2, pool: 0, dropout: 0.1}]"],
+    ],
+)  # fmt: skip
+def test_memory_estimate_counts_what_build_model_builds(overrides):
+    from barenet.memory import memory_estimate, model_size
+    from barenet.models import build_model
+
+    cfg = load_config(None, overrides)
+    model = build_model(cfg.model, 0)
+    params, buffers, _ = model_size(cfg.model)
+    assert params == model.num_parameters() == memory_estimate(cfg).parameters
+    assert params + buffers == sum(v.size for v in model.state_dict().values())
+
+
+def test_memory_cap_refuses_with_the_estimate(monkeypatch):
+    from barenet import memory
+
+    big = ["model.sizes=[784, 10000000, 10]"]
+    with pytest.raises(ConfigError) as info:
+        load_config(None, big)
+    msg = str(info.value)
+    assert "7,950,000,010 parameters" in msg and "GiB" in msg and "BARENET_MEMORY_LIMIT" in msg
+    # The cap follows BARENET_MEMORY_LIMIT; without the check the config itself is valid.
+    monkeypatch.setenv("BARENET_MEMORY_LIMIT", "1T")
+    assert load_config(None, big).model.sizes[1] == 10_000_000
+    monkeypatch.setenv("BARENET_MEMORY_LIMIT", "100M")
+    with pytest.raises(ConfigError, match=r"more than the 100.0 MiB of \$BARENET_MEMORY_LIMIT"):
+        load_config(None, [])
+    monkeypatch.setenv("BARENET_MEMORY_LIMIT", "lots")
+    with pytest.raises(ConfigError, match="expected a size such as 8G"):
+        load_config(None, [])
+    monkeypatch.delenv("BARENET_MEMORY_LIMIT")
+    limit, source = memory.memory_limit()
+    assert 0 < limit and source
+    assert validate({"model": {"sizes": [784, 10_000_000, 10]}}, check_memory=False)
+    assert [memory.parse_size(t) for t in ("8G", "512M", "1000", "1.5KiB")] == [
+        8 << 30, 512 << 20, 1000, 1536,
+    ]  # fmt: skip

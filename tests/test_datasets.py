@@ -86,33 +86,54 @@ def test_lookup_order(iso, monkeypatch):
     for f in (Path(os.environ["HOME"]) / ".cache" / "barenet" / "fashion-mnist").iterdir():
         f.unlink()
     assert load("fashion-mnist")[1][0] == 4  # system folder last
-    # An explicit folder without the files falls through to the next places.
-    assert load("fashion-mnist", data_dir=iso / "empty")[1][0] == 4
+
+
+@pytest.mark.parametrize("exists", [False, True])
+def test_explicit_data_dir_is_authoritative(iso, monkeypatch, exists):
+    """Data elsewhere (env, cache) is never used in place of an explicit folder."""
+    env = iso / "env"
+    make_split(env / "mnist", label=2)
+    make_split(Path(os.environ["HOME"]) / ".cache" / "barenet" / "mnist", label=3)
+    monkeypatch.setenv("BARENET_DATA", str(env))
+    calls: list[str] = []
+    monkeypatch.setattr(datasets, "_fetch", lambda url, dest: calls.append(url))
+    explicit = iso / "explicit"
+    if exists:
+        explicit.mkdir()
+    with pytest.raises(DataError) as exc:
+        load("mnist", data_dir=explicit)
+    msg = str(exc.value)
+    assert msg.startswith(f"data folder {explicit} ")
+    assert ("does not exist" if not exists else "does not hold the files") in msg
+    assert str(env) not in msg and ".cache" not in msg and "\n" not in msg
+    assert calls == []  # no download either
 
 
 def test_search_dirs_order(iso, monkeypatch):
     monkeypatch.setenv("BARENET_DATA", "/env")
-    dirs = search_dirs("mnist", "/explicit")
     home = Path(os.environ["HOME"])
-    expected = ["/explicit/mnist", "/explicit", "/env/mnist", str(home / ".cache/barenet/mnist")]
-    assert [str(d) for d in dirs] == expected
+    assert [str(d) for d in search_dirs("mnist")] == [
+        "/env/mnist",
+        str(home / ".cache/barenet/mnist"),
+    ]
+    assert [str(d) for d in search_dirs("mnist", "/explicit")] == ["/explicit/mnist", "/explicit"]
 
 
 def test_not_found_message_lists_every_place(iso, monkeypatch):
     monkeypatch.setenv("BARENET_DATA", str(iso / "env"))
     with pytest.raises(DataError) as exc:
-        load("mnist", "test", data_dir=iso / "explicit", download=False)
+        load("mnist", "test", download=False)
     msg = str(exc.value)
-    for d in search_dirs("mnist", iso / "explicit"):
+    for d in search_dirs("mnist"):
         assert str(d) in msg
     assert "t10k-images-idx3-ubyte" in msg and "download disabled" in msg
     assert "BARENET_DATA" in msg and "--data-dir" in msg and "\n" not in msg
 
     # Downloads attempted but failing: same places, plus each URL tried and why.
     with pytest.raises(DataError) as exc:
-        load("mnist", "test", data_dir=iso / "explicit")
+        load("mnist", "test")
     msg = str(exc.value)
-    assert str(iso / "explicit" / "mnist") in msg and "download failed" in msg
+    assert str(iso / "env" / "mnist") in msg and "download failed" in msg
     assert datasets.MIRRORS["mnist"][0] in msg and datasets.MIRRORS["mnist"][1] in msg
     assert "network disabled" in msg and "BARENET_DATA" in msg
 

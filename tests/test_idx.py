@@ -120,7 +120,7 @@ def test_bad_gzip(tmp_path):
 
 
 def test_missing_file(tmp_path):
-    _expect_error(tmp_path / "nope", "cannot read")
+    _expect_error(tmp_path / "nope", "not found")
 
 
 def test_data_error_is_value_error():
@@ -130,3 +130,44 @@ def test_data_error_is_value_error():
 def test_write_idx_rejects_unsupported_dtype(tmp_path):
     with pytest.raises(TypeError):
         write_idx(tmp_path / "x", np.zeros(3, dtype=np.uint16))
+
+
+def test_declared_size_is_checked_before_reading(tmp_path):
+    # A 16-byte file declaring 2**32 x 2**32 floats: refused from the header alone.
+    path = tmp_path / "huge"
+    path.write_bytes(b"\x00\x00\x0d\x02" + struct.pack(">II", 2**32 - 1, 2**32 - 1))
+    _expect_error(path, "header declares shape (4294967295, 4294967295)", "allowed")
+    small = tmp_path / "small"
+    write_idx(small, np.arange(10, dtype=np.uint8))
+    assert read_idx(small, max_bytes=10).tolist() == list(range(10))
+    with pytest.raises(DataError, match=r"\(10 bytes\), more than the 9 allowed"):
+        read_idx(small, max_bytes=9)
+
+
+def test_gzip_that_expands_past_its_header_is_refused(tmp_path):
+    path = tmp_path / "bomb.gz"
+    path.write_bytes(gzip.compress(_idx_bytes(np.zeros(5, np.uint8)) + bytes(1 << 22)))
+    _expect_error(path, "trailing bytes", "holds more than its header declares")
+
+
+def test_not_a_regular_file(tmp_path):
+    import os
+
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    _expect_error(tmp_path / "zero", "not a regular file")
+    os.mkfifo(tmp_path / "fifo")
+    _expect_error(tmp_path / "fifo", "not a regular file")  # and does not block
+    (tmp_path / "dir").mkdir()
+    _expect_error(tmp_path / "dir", "a folder")
+
+
+def test_write_idx_respects_umask(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o027)
+    try:
+        write_idx(tmp_path / "x.gz", np.zeros(3, np.uint8))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "x.gz").stat().st_mode) == 0o640

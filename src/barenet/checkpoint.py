@@ -3,14 +3,22 @@
 Nothing here unpickles: weights are safetensors (or ``.npz`` loaded with
 ``allow_pickle=False``) and metadata is JSON. Writes are atomic (``fileio``). Every read
 failure raises :class:`CheckpointError` with a one-line message naming the file.
+
+Reads are bounded: :func:`read_header` reads only the header (at most ``MAX_HEADER_BYTES``)
+of a regular file (not a FIFO, a device or a folder) and checks that the tensors it lists
+tile the file exactly, so a file larger or smaller than its header says is refused before
+its data is read, as is one whose tensors need more than ``max_bytes``.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import struct
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +26,16 @@ import numpy as np
 import safetensors.numpy
 
 from .errors import FileError
-from .fileio import atomic_write_bytes, read_bytes, to_jsonable
+from .fileio import atomic_write_bytes, open_regular, read_bytes, to_jsonable
 
 __all__ = [
     "CheckpointError",
+    "Header",
+    "check_count",
     "load_into",
     "load_model_file",
     "load_state",
+    "read_header",
     "save_model",
 ]
 
@@ -36,6 +47,23 @@ METADATA_KEY = "barenet"
 # The same JSON text, stored in an .npz as a 0-d unicode array under this name.
 NPZ_METADATA_KEY = "__metadata__"
 _ZIP_MAGIC = b"PK\x03\x04"
+# The JSON header (tensor table and metadata); ours are a few kB, safetensors caps at 100 MB.
+MAX_HEADER_BYTES = 16 << 20
+# safetensors dtype names -> NumPy dtypes (the ones NumPy has).
+_ST_DTYPES = {
+    "BOOL": "bool",
+    "U8": "uint8",
+    "I8": "int8",
+    "U16": "uint16",
+    "I16": "int16",
+    "U32": "uint32",
+    "I32": "int32",
+    "U64": "uint64",
+    "I64": "int64",
+    "F16": "float16",
+    "F32": "float32",
+    "F64": "float64",
+}
 
 
 class CheckpointError(FileError):
@@ -74,14 +102,17 @@ def save_model(
     return atomic_write_bytes(path, data)
 
 
-def _safetensors_metadata(data: bytes) -> dict[str, str]:
-    # Layout: u64 little-endian header length, then that many bytes of JSON.
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8 : 8 + n].decode("utf-8"))
-    meta = header.get("__metadata__") or {}
-    if not isinstance(meta, dict):
-        raise ValueError("__metadata__ is not an object")
-    return meta
+@dataclass(frozen=True)
+class Header:
+    """What a checkpoint's header declares, read without its tensor data."""
+
+    tensors: dict[str, tuple[np.dtype, tuple[int, ...]]]  # name -> (dtype, shape)
+    metadata: dict[str, Any]
+    file_size: int
+
+    @property
+    def data_bytes(self) -> int:
+        return sum(dt.itemsize * math.prod(shape) for dt, shape in self.tensors.values())
 
 
 def _decode_metadata(raw: dict[str, str]) -> dict[str, Any]:
@@ -94,33 +125,168 @@ def _decode_metadata(raw: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def load_model_file(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def _shape(value: Any, name: str) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value
+    ):
+        raise ValueError(f"tensor '{name}' has an invalid shape {value!r}")
+    return tuple(value)
+
+
+def _safetensors_header(f: io.BufferedReader, size: int) -> Header:
+    # Layout: u64 little-endian header length, then that many bytes of JSON, then the data.
+    if size < 8:
+        raise ValueError("file too short for a safetensors header")
+    (n,) = struct.unpack("<Q", f.read(8))
+    if n > MAX_HEADER_BYTES or 8 + n > size:
+        raise ValueError(
+            f"header length {n:,} is impossible (file {size:,} bytes, at most "
+            f"{MAX_HEADER_BYTES:,} allowed)"
+        )
+    table = json.loads(f.read(n).decode("utf-8"))
+    if not isinstance(table, dict):
+        raise ValueError("header is not a JSON object")
+    meta = table.pop("__metadata__", None) or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise ValueError("__metadata__ is not an object of strings")
+    tensors: dict[str, tuple[np.dtype, tuple[int, ...]]] = {}
+    spans = []
+    for name, entry in table.items():
+        if not isinstance(entry, dict) or entry.get("dtype") not in _ST_DTYPES:
+            raise ValueError(f"tensor '{name}' has no known dtype")
+        dtype, shape = np.dtype(_ST_DTYPES[entry["dtype"]]), _shape(entry.get("shape"), name)
+        offsets = entry.get("data_offsets")
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+        ):
+            raise ValueError(f"tensor '{name}' has invalid data_offsets")
+        if offsets[1] - offsets[0] != dtype.itemsize * math.prod(shape):
+            raise ValueError(f"tensor '{name}': data_offsets do not match its shape and dtype")
+        tensors[name] = (dtype, shape)
+        spans.append(tuple(offsets))
+    end = 0
+    for begin, stop in sorted(spans):  # the tensors must tile the data section exactly
+        if begin != end:
+            raise ValueError("tensor data overlaps or leaves gaps")
+        end = stop
+    if 8 + n + end != size:
+        raise ValueError(f"the header declares {8 + n + end:,} bytes but the file holds {size:,}")
+    return Header(tensors, _decode_metadata(meta), size)
+
+
+def _npz_header(f: io.BufferedReader, size: int) -> Header:
+    tensors: dict[str, tuple[np.dtype, tuple[int, ...]]] = {}
+    meta: dict[str, Any] = {}
+    with zipfile.ZipFile(f) as zf:
+        for info in zf.infolist():
+            name = info.filename.removesuffix(".npy")
+            with zf.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
+                shape, _, dtype = read(member, max_header_size=10_000)
+                if dtype.hasobject:
+                    raise ValueError(f"array '{name}' holds Python objects (refused: pickle)")
+                if info.file_size > MAX_HEADER_BYTES + dtype.itemsize * math.prod(shape):
+                    raise ValueError(f"array '{name}' is larger than its header says")
+                if name == NPZ_METADATA_KEY:
+                    if info.file_size > MAX_HEADER_BYTES or dtype.kind != "U" or shape != ():
+                        raise ValueError("metadata is not a short string")
+                    text = str(np.frombuffer(member.read(dtype.itemsize), dtype=dtype)[0])
+                    meta = _decode_metadata({METADATA_KEY: text})
+                else:
+                    tensors[name] = (dtype, tuple(shape))
+    return Header(tensors, meta, size)
+
+
+def _header_of(fd: int, size: int) -> Header:
+    with os.fdopen(os.dup(fd), "rb") as f:
+        zipped = f.read(4) == _ZIP_MAGIC
+        f.seek(0)
+        return (_npz_header if zipped else _safetensors_header)(f, size)
+
+
+def _open(path: Path) -> tuple[int, int]:
+    try:
+        return open_regular(path, "checkpoint file")
+    except FileError as e:
+        raise CheckpointError(str(e)) from None
+
+
+def _invalid(path: Path, e: BaseException) -> CheckpointError:
+    if isinstance(e, RecursionError):
+        e = ValueError("header nested too deeply")
+    msg = " ".join(str(e).split()) or type(e).__name__
+    return CheckpointError(f"not a valid checkpoint file {path}: {msg}")
+
+
+def read_header(path: PathLike) -> Header:
+    """The tensor names, dtypes and shapes and the metadata of a checkpoint, reading only
+    its header. CheckpointError naming the file if it is not a regular file, is malformed,
+    or is larger or smaller than its header says."""
+    path = Path(path)
+    fd, size = _open(path)
+    try:
+        return _header_of(fd, size)
+    except CheckpointError:
+        raise
+    except Exception as e:  # json, struct, zipfile, numpy all raise different types
+        raise _invalid(path, e) from None
+    finally:
+        os.close(fd)
+
+
+def load_model_file(
+    path: PathLike, max_bytes: int | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read weights and metadata from a safetensors (or ``.npz``) file.
 
-    Returns ``(state_dict, metadata)``; arrays are writable copies. Raises
-    CheckpointError naming the file if it is missing, truncated or not a checkpoint.
+    Returns ``(state_dict, metadata)``; arrays are writable copies. The header is checked
+    first (:func:`read_header`), and tensors totalling more than ``max_bytes`` (default:
+    half of :func:`barenet.memory.memory_limit`) are refused before they are read.
+    Raises CheckpointError naming the file if it is missing, truncated or not a checkpoint.
     """
     path = Path(path)
+    header = read_header(path)
+    if max_bytes is None:
+        from .memory import memory_limit
+
+        max_bytes = memory_limit()[0] // 2
+    if header.data_bytes > max_bytes:
+        raise CheckpointError(
+            f"{path}: its tensors hold {header.data_bytes:,} bytes, more than the "
+            f"{max_bytes:,} allowed"
+        )
     try:
-        data = read_bytes(path, "checkpoint file")
+        data = read_bytes(path, "checkpoint file", max_bytes=header.file_size)
     except FileError as e:
         raise CheckpointError(str(e)) from None
     try:
         if data[:4] == _ZIP_MAGIC:
             with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-            meta_arr = arrays.pop(NPZ_METADATA_KEY, None)
-            meta = _decode_metadata({} if meta_arr is None else {METADATA_KEY: str(meta_arr)})
-            return arrays, meta
-        if len(data) < 8:
-            raise ValueError("file too short for a safetensors header")
+                arrays = {k: npz[k] for k in npz.files if k != NPZ_METADATA_KEY}
+            return arrays, header.metadata
         state = safetensors.numpy.load(data)
-        meta = _decode_metadata(_safetensors_metadata(data))
-    except Exception as e:  # safetensors, zipfile, json, struct all raise different types
-        msg = " ".join(str(e).split()) or type(e).__name__
-        raise CheckpointError(f"not a valid checkpoint file {path}: {msg}") from None
+    except Exception as e:  # safetensors, zipfile raise different types
+        raise _invalid(path, e) from None
     # frombuffer views of immutable bytes are read-only; hand back ordinary arrays.
-    return {k: np.array(v, copy=True) for k, v in state.items()}, meta
+    return {k: np.array(v, copy=True) for k, v in state.items()}, header.metadata
+
+
+def check_count(state: dict[str, Any], expected: int, path: PathLike) -> None:
+    """CheckpointError unless ``state`` holds ``expected`` values in all (parameters and
+    buffers): a cheap test, before the model is built, that the weights fit the config."""
+    found = sum(math.prod(np.shape(v)) for v in state.values())
+    if found != expected:
+        raise CheckpointError(
+            f"{path}: holds {found:,} values but the model its config describes has "
+            f"{expected:,} (parameters and buffers): weights and config do not match"
+        )
 
 
 def load_state(

@@ -2,57 +2,126 @@
 and experiments, and the one merge rule of ``--set key=value`` and every other override.
 
 Unknown keys, wrong types and out-of-range values are rejected with the key path and
-what is allowed, in one line (``ConfigError``).
+what is allowed, in one line (``ConfigError``). The schema means what it says: integers
+are integers (``true`` is not ``1``), floats are finite, booleans are ``true``/``false``,
+names stay inside the output folder, the network fits the data (784 inputs, 10 classes),
+and a config whose training would not fit in memory is refused with its estimated size
+(:func:`memory_estimate`, cap :func:`memory_limit`).
 """
 
 from __future__ import annotations
 
 import copy
+import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic import Strict as _Strict
+
+from .errors import FileError, UserError
+from .fileio import parse_yaml, read_bytes
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A config value, file or override that cannot be used. The message is one line."""
 
 
+def _not_bool(value: Any) -> Any:
+    # pydantic's lax mode reads True as 1.0; in a config that is always a mistake.
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not a boolean")
+    return value
+
+
+# Integers and booleans must be written as such; floats accept integers (and YAML's
+# "1e-3", which YAML 1.1 reads as a string) but not booleans, and must be finite.
+Int = Annotated[int, _Strict()]
+Bool = Annotated[bool, _Strict()]
+Float = Annotated[float, BeforeValidator(_not_bool)]
+
+# A name becomes a folder name (runs/NAME-TIMESTAMP, runs/search/STUDY): one path
+# component, no separators, not hidden, no control characters.
+_NAME = re.compile(r"\w[^/\\\x00-\x1f\x7f]{0,99}")
+
+
+def safe_name(name: Any, what: str = "name") -> str:
+    """``name`` if it can be a folder name inside the output root, else ConfigError.
+
+    Allowed: 1-100 characters, starting with a letter, digit or ``_`` (any script), with no ``/`` or
+    ``\\`` and no control characters (so ``..``, ``/abs`` and ``.hidden`` are refused).
+    """
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name.strip() != name:
+        raise ConfigError(
+            f"{what} {name!r} cannot be a folder name: use 1-100 characters starting with a "
+            "letter, digit or '_', without '/', '\\' or surrounding spaces"
+        )
+    return name
+
+
+def _name(value: Any) -> Any:
+    try:
+        return safe_name(value)
+    except ConfigError as e:
+        raise ValueError(str(e).removeprefix("name ")) from None
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class AugmentConfig(Strict):
     """Random affine augmentation of training images, drawn per batch."""
 
-    enabled: bool = False
-    degrees: float = Field(10.0, ge=0, le=180)
-    translate: float = Field(0.1, ge=0, le=0.5)
-    scale: tuple[float, float] = (0.9, 1.1)
+    enabled: Bool = False
+    degrees: Float = Field(10.0, ge=0, le=180)
+    translate: Float = Field(0.1, ge=0, le=0.5)
+    scale: tuple[Float, Float] = (0.9, 1.1)
+
+    @model_validator(mode="after")
+    def _check_scale(self) -> AugmentConfig:
+        lo, hi = self.scale
+        if not 0 < lo <= hi <= 10:
+            raise ValueError("data.augment.scale must be [low, high] with 0 < low <= high <= 10")
+        return self
 
 
 class DataConfig(Strict):
     dataset: Literal["mnist", "fashion-mnist"] = "mnist"
-    data_dir: str | None = None
+    data_dir: str | None = Field(
+        None, description="folder holding the data; authoritative: no fallback elsewhere"
+    )
     preprocess: Literal["standardize", "scale", "center"] = "standardize"
-    val_fraction: float = Field(0.1, ge=0, lt=1)
-    subset: float = Field(1.0, gt=0, le=1, description="fraction of the training set used")
+    val_fraction: Float = Field(0.1, ge=0, lt=1)
+    subset: Float = Field(1.0, gt=0, le=1, description="fraction of the training set used")
     augment: AugmentConfig = AugmentConfig()
 
 
 class ConvBlock(Strict):
     """conv(k x k, channels) -> [batch norm] -> activation -> [pool]."""
 
-    channels: int = Field(gt=0)
-    kernel: int = Field(3, gt=0)
-    stride: int = Field(1, gt=0)
-    padding: int = Field(0, ge=0)
-    pool: int = Field(2, ge=0, description="max-pool size; 0 or 1 for none")
+    channels: Int = Field(gt=0)
+    kernel: Int = Field(3, gt=0)
+    stride: Int = Field(1, gt=0)
+    padding: Int = Field(0, ge=0)
+    pool: Int = Field(2, ge=0, description="max-pool size; 0 or 1 for none")
     pool_type: Literal["max", "avg"] = "max"
-    batch_norm: bool = False
-    dropout: float = Field(0.0, ge=0, lt=1)
+    batch_norm: Bool = False
+    dropout: Float = Field(0.0, ge=0, lt=1)
+
+    def conv_size(self, h: int, w: int) -> tuple[int, int]:
+        """(H, W) after the convolution (before pooling): floor((H + 2p - k) / s) + 1."""
+        k, s, p = self.kernel, self.stride, self.padding
+        return (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
 
 
 Activation = Literal["relu", "leaky_relu", "sigmoid", "tanh"]
@@ -65,16 +134,16 @@ class ModelConfig(Strict):
     """``mlp``: ``sizes`` from input to classes. ``cnn``: ``blocks`` then ``dense`` sizes."""
 
     type: Literal["mlp", "cnn"] = "mlp"
-    sizes: list[int] = Field(default_factory=lambda: [784, 256, 10])
+    sizes: list[Int] = Field(default_factory=lambda: [784, 256, 10])
     blocks: list[ConvBlock] = Field(default_factory=list)
-    dense: list[int] = Field(default_factory=lambda: [10])
-    input_shape: tuple[int, int, int] = (1, 28, 28)
+    dense: list[Int] = Field(default_factory=lambda: [10])
+    input_shape: tuple[Int, Int, Int] = (1, 28, 28)
     activation: Activation = "relu"
-    negative_slope: float = Field(0.01, ge=0)
+    negative_slope: Float = Field(0.01, ge=0)
     init: Init = "he_normal"
-    init_std: float = Field(0.02, gt=0, description="std of the 'normal' init")
-    dropout: float = Field(0.0, ge=0, lt=1, description="dropout after each hidden dense layer")
-    batch_norm: bool = Field(False, description="BatchNorm1d after each hidden dense layer")
+    init_std: Float = Field(0.02, gt=0, description="std of the 'normal' init")
+    dropout: Float = Field(0.0, ge=0, lt=1, description="dropout after each hidden dense layer")
+    batch_norm: Bool = Field(False, description="BatchNorm1d after each hidden dense layer")
 
     @model_validator(mode="after")
     def _check_shapes(self) -> ModelConfig:
@@ -86,23 +155,49 @@ class ModelConfig(Strict):
                 raise ValueError("a cnn model needs at least one entry in model.blocks")
             if not self.dense or min(self.dense) < 1:
                 raise ValueError("model.dense needs at least [classes], all positive")
+            if min(self.input_shape) < 1:
+                raise ValueError("model.input_shape must be positive (C, H, W)")
+            self.feature_shapes()  # blocks that shrink the image to nothing are refused here
         return self
 
     @property
     def num_classes(self) -> int:
         return self.sizes[-1] if self.type == "mlp" else self.dense[-1]
 
+    def feature_shapes(self) -> list[tuple[int, int, int]]:
+        """(C, H, W) after each conv block: ``conv_size``, then // pool."""
+        c, h, w = self.input_shape
+        shapes = []
+        for b in self.blocks:
+            c = b.channels
+            h, w = b.conv_size(h, w)
+            if b.pool > 1:
+                h, w = h // b.pool, w // b.pool
+            if h < 1 or w < 1:
+                raise ValueError(
+                    f"model.blocks shrink the {self.input_shape} input to nothing: "
+                    "use fewer blocks, smaller kernels or more padding"
+                )
+            shapes.append((c, h, w))
+        return shapes
+
 
 class OptimConfig(Strict):
     name: Literal["sgd", "adam", "adamw", "rmsprop"] = "sgd"
-    lr: float = Field(0.1, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    nesterov: bool = False
-    weight_decay: float = Field(0.0, ge=0)
-    decay_bias: bool = False
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = Field(1e-8, gt=0)
-    alpha: float = Field(0.99, gt=0, lt=1, description="RMSprop smoothing")
+    lr: Float = Field(0.1, gt=0)
+    momentum: Float = Field(0.9, ge=0, lt=1)
+    nesterov: Bool = False
+    weight_decay: Float = Field(0.0, ge=0)
+    decay_bias: Bool = False
+    betas: tuple[Float, Float] = (0.9, 0.999)
+    eps: Float = Field(1e-8, gt=0)
+    alpha: Float = Field(0.99, gt=0, lt=1, description="RMSprop smoothing")
+
+    @model_validator(mode="after")
+    def _check_betas(self) -> OptimConfig:
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ValueError("optim.betas must both be in [0, 1)")
+        return self
 
 
 class ScheduleConfig(Strict):
@@ -111,14 +206,14 @@ class ScheduleConfig(Strict):
     name: Literal["constant", "step", "multistep", "exponential", "cosine", "cyclic", "plateau"] = (
         "constant"
     )
-    warmup_epochs: float = Field(0.0, ge=0)
-    step_size: float = Field(1.0, gt=0, description="step: epochs between decays")
-    milestones: list[float] = Field(default_factory=list, description="multistep: epochs")
-    gamma: float = Field(0.1, gt=0, le=1, description="decay factor (exponential: per epoch)")
-    min_lr: float = Field(0.0, ge=0, description="cosine eta_min / plateau floor")
-    base_lr_factor: float = Field(0.01, gt=0, le=1, description="cyclic: base lr = factor * lr")
-    cycle_epochs: float = Field(2.0, gt=0, description="cyclic: epochs per full cycle")
-    patience: int = Field(2, ge=0, description="plateau: epochs without improvement")
+    warmup_epochs: Float = Field(0.0, ge=0)
+    step_size: Float = Field(1.0, gt=0, description="step: epochs between decays")
+    milestones: list[Float] = Field(default_factory=list, description="multistep: epochs")
+    gamma: Float = Field(0.1, gt=0, le=1, description="decay factor (exponential: per epoch)")
+    min_lr: Float = Field(0.0, ge=0, description="cosine eta_min / plateau floor")
+    base_lr_factor: Float = Field(0.01, gt=0, le=1, description="cyclic: base lr = factor * lr")
+    cycle_epochs: Float = Field(2.0, gt=0, description="cyclic: epochs per full cycle")
+    patience: Int = Field(2, ge=0, description="plateau: epochs without improvement")
 
     @model_validator(mode="after")
     def _check_plateau(self) -> ScheduleConfig:
@@ -126,24 +221,26 @@ class ScheduleConfig(Strict):
             raise ValueError(
                 "schedule.gamma must be < 1 for the plateau schedule (it is the lr factor)"
             )
+        if any(m < 0 for m in self.milestones):
+            raise ValueError("schedule.milestones must be >= 0 (epochs)")
         return self
 
 
 class EarlyStoppingConfig(Strict):
-    enabled: bool = False
+    enabled: Bool = False
     monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
-    patience: int = Field(5, ge=1)
-    min_delta: float = Field(0.0, ge=0)
-    restore_best: bool = True
+    patience: Int = Field(5, ge=1)
+    min_delta: Float = Field(0.0, ge=0)
+    restore_best: Bool = True
 
 
 class TrainConfig(Strict):
-    epochs: int = Field(10, ge=1, le=10_000)
-    batch_size: int = Field(128, ge=1, le=65_536)
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
-    clip_grad_norm: float | None = Field(None, gt=0)
+    epochs: Int = Field(10, ge=1, le=10_000)
+    batch_size: Int = Field(128, ge=1, le=65_536)
+    label_smoothing: Float = Field(0.0, ge=0, lt=1)
+    clip_grad_norm: Float | None = Field(None, gt=0)
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
-    checkpoint_every_epoch: bool = False
+    checkpoint_every_epoch: Bool = False
     dtype: Literal["float32", "float64"] = "float32"
     watch: bool = Field(False, description="record per-layer internals per epoch (watch.json)")
     tensorboard: bool = False  # event files in RUN_DIR/tensorboard (needs tensorboardX)
@@ -152,8 +249,8 @@ class TrainConfig(Strict):
 class Config(Strict):
     """A complete run: data, model, optimiser, schedule and training loop, and one seed."""
 
-    name: str = "run"
-    seed: int = Field(0, ge=0)
+    name: Annotated[str, BeforeValidator(_name)] = "run"
+    seed: Int = Field(0, ge=0, lt=2**63)
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     optim: OptimConfig = OptimConfig()
@@ -166,7 +263,7 @@ def _format_error(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
         loc = ".".join(str(x) for x in e["loc"]) or "config"
-        msg = e["msg"]
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             parent = e["loc"][:-1]
             msg = f"unknown key (allowed: {', '.join(_allowed_keys(parent))})"
@@ -192,31 +289,63 @@ def _allowed_keys(path: tuple[Any, ...]) -> list[str]:
     return sorted(model.model_fields)
 
 
-def validate(data: dict[str, Any]) -> Config:
-    """Build a Config from plain data or raise ConfigError with one line."""
+def validate(data: dict[str, Any], check_memory: bool = True) -> Config:
+    """Build a Config from plain data or raise ConfigError with one line.
+
+    Beyond the schema: the network must fit the dataset's images and classes, and (if
+    ``check_memory``) training it must fit in memory (:func:`barenet.memory.check_fits`).
+    """
     if not isinstance(data, dict):
         raise ConfigError(
             f"invalid config: expected a mapping at the top level, got {type(data).__name__}"
         )
     try:
-        return Config.model_validate(data)
+        cfg = Config.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_format_error(err)) from None
+    except RecursionError:
+        raise ConfigError("invalid config: nested too deeply") from None
+    _check_fits_data(cfg)
+    if check_memory:
+        from .memory import check_fits
+
+        check_fits(cfg)
+    return cfg
+
+
+def _check_fits_data(cfg: Config) -> None:
+    from .data.datasets import IMAGE_SHAPE, NUM_CLASSES
+
+    m, dataset = cfg.model, cfg.data.dataset
+    last = "model.sizes" if m.type == "mlp" else "model.dense"
+    if m.num_classes != NUM_CLASSES:
+        raise ConfigError(
+            f"invalid config: {last} ends in {m.num_classes} outputs but {dataset} has "
+            f"{NUM_CLASSES} classes: the last layer size must be {NUM_CLASSES}"
+        )
+    pixels = math.prod(IMAGE_SHAPE)
+    if m.type == "mlp" and m.sizes[0] != pixels:
+        raise ConfigError(
+            f"invalid config: model.sizes starts with {m.sizes[0]} inputs but {dataset} "
+            f"images have {pixels} pixels: the first size must be {pixels}"
+        )
+    if m.type == "cnn" and tuple(m.input_shape) != (1, *IMAGE_SHAPE):
+        raise ConfigError(
+            f"invalid config: model.input_shape is {list(m.input_shape)} but {dataset} "
+            f"images are {[1, *IMAGE_SHAPE]}"
+        )
 
 
 def read_yaml(path: str | Path) -> Any:
-    """Parse a YAML file; a missing or malformed file raises ConfigError naming it."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file not found: {p}")
+    """Parse a YAML file (duplicate keys refused); a missing, unreadable, huge or malformed
+    file raises ConfigError naming it. An empty file is ``{}``."""
     try:
-        return yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{p}: not valid YAML{where}") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{p}: cannot read: {err}") from None
+        data = read_bytes(Path(path), "config file")
+        return parse_yaml(data.decode("utf-8"), str(path)) or {}
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"malformed YAML in {path}: not UTF-8 text ({err.reason})") from None
+    except FileError as err:
+        raise ConfigError(str(err)) from None
 
 
 # -- overrides: one merge rule for train, search and experiment ------------------------------
@@ -255,9 +384,9 @@ def parse_overrides(items: Sequence[str], where: str = "override") -> dict[str, 
             raise ConfigError(f"bad {where} '{item}': expected key=value, e.g. optim.lr=0.05")
         key, raw = item.split("=", 1)
         try:
-            out[key.strip()] = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            raise ConfigError(f"bad {where} '{item}': value is not valid YAML") from None
+            out[key.strip()] = parse_yaml(raw, f"{where} '{item}'")
+        except FileError as err:
+            raise ConfigError(f"bad {where}: {err}") from None
     return out
 
 

@@ -2,7 +2,12 @@
 
 Every error that means "the input is wrong" (a config value, a data file, a checkpoint, a
 run folder) derives from :class:`UserError`, raised where the input is read, with a
-one-line message naming the file or key. Anything else that escapes is a bug.
+one-line message naming the file or key. Anything else that escapes is a bug: the CLI
+reports it as an internal error (exit 1) with its traceback in a log file.
+
+The family: ``FileError`` (here) -> ``CheckpointError`` (checkpoint.py); ``ConfigError``
+(config.py); ``DataError`` (data/idx.py); ``TrainingDiverged`` (train/trainer.py, also a
+``RuntimeError``). ``UserError`` is a ``ValueError``, so ``except ValueError`` still works.
 """
 
 from __future__ import annotations

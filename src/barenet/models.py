@@ -32,20 +32,8 @@ def _dense_stack(
 
 
 def conv_output_shape(cfg: ModelConfig) -> tuple[int, int, int]:
-    """(C, H, W) after the conv blocks, by the usual floor((H + 2p - k) / s) + 1 arithmetic."""
-    c, h, w = cfg.input_shape
-    for b in cfg.blocks:
-        c = b.channels
-        h = (h + 2 * b.padding - b.kernel) // b.stride + 1
-        w = (w + 2 * b.padding - b.kernel) // b.stride + 1
-        if b.pool > 1:
-            h, w = h // b.pool, w // b.pool
-        if h < 1 or w < 1:
-            raise ValueError(
-                f"model.blocks shrink the {cfg.input_shape} input to nothing: "
-                "use fewer blocks, smaller kernels or more padding"
-            )
-    return c, h, w
+    """(C, H, W) after the conv blocks (``ModelConfig.feature_shapes``, checked at validation)."""
+    return cfg.feature_shapes()[-1]
 
 
 def build_model(

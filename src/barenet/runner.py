@@ -25,6 +25,7 @@ from .data import (
     subset,
     train_val_split,
 )
+from .memory import model_size
 from .models import build_model, input_shape
 from .run_metrics import RunMetrics
 from .rundir import (
@@ -340,6 +341,8 @@ def load_run(run_dir: str | Path) -> tuple[Config, nn.Sequential]:
         raise rundir.RunFolderError(f"{run} has no {MODEL_FILE} yet: {status}")
     state, meta = rundir.read_weights(run)
     cfg = rundir.read_config(run, meta)
+    # the stored tensors must hold as many numbers as the architecture before it is built
+    checkpoint.check_count(state, sum(model_size(cfg.model)[:2]), run / MODEL_FILE)
     model = build_model(cfg.model, 0, cfg.train.dtype)
     checkpoint.load_state(model, state, run / MODEL_FILE)
     model.eval()

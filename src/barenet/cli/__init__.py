@@ -1,19 +1,49 @@
 """The ``barenet`` command. Thin: parse, call the library, print.
 
 One module per group of commands, each with a ``register(subparsers)``; this file only
-assembles them and turns exceptions into exit codes (``common.py`` holds the table).
-Bad input of any kind ends with one line on stderr and exit code 2, never a traceback.
+assembles them and turns exceptions into exit codes (``common.py`` holds the table):
+
+- a :class:`~barenet.errors.UserError` (bad config, data, checkpoint, run folder; a
+  diverged training) or an ``OSError`` about the user's files (missing, no permission,
+  disk full): ONE line on stderr, exit 2;
+- Ctrl-C: exit 130; SIGTERM: exit 143 (both raise ``KeyboardInterrupt`` inside, so the
+  trainer keeps the last completed epoch);
+- anything else is a bug: one line naming a log file that holds the traceback, exit 1
+  (``BARENET_DEBUG=1`` raises it instead);
+- a closed stdout pipe (``barenet test RUN --json | head -c1``) ends quietly, exit 141
+  like ``ls`` or ``git`` killed by SIGPIPE.
+
+Floating-point warnings never join the one-line error: NumPy's are off (results are
+checked for finiteness where it matters) and other warnings are shown, one line each,
+only when the command succeeded.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import tempfile
+import time
+import traceback
+import warnings
+
+import numpy as np
 
 from .. import __version__
 from . import dashboard, diagnose, experiment, run, search, viz
-from .common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, user_errors
+from .common import (
+    EXIT_BAD_INPUT,
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    Terminated,
+    describe_os_error,
+    is_user_error,
+)
 
 # Each module registers its subcommands, in this order in ``barenet --help``.
 COMMAND_MODULES = (run, search, experiment, viz, diagnose, dashboard)
@@ -36,26 +66,84 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def crash_log(err: BaseException) -> str:
+    """Write ``err``'s traceback to a new file in the temp folder; returns its path."""
+    fd, path = tempfile.mkstemp(
+        prefix=f"barenet-crash-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".log"
+    )
+    with os.fdopen(fd, "w") as f:
+        f.write(f"barenet {' '.join(sys.argv[1:])}\n")
+        traceback.print_exception(type(err), err, err.__traceback__, file=f)
+    return path
+
+
+def _internal_error(err: BaseException) -> int:
+    try:
+        where = f"traceback in {crash_log(err)}"
+    except OSError:
+        where = "set BARENET_DEBUG=1 for the traceback"
+    text = _one_line(str(err))
+    print(
+        f"barenet: internal error: {type(err).__name__}{': ' + text if text else ''} ({where})",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED
+
+
+def _quiet_stdout() -> None:
+    # Python's advice for SIGPIPE: point stdout at devnull so the exit-time flush is silent.
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _run(args: argparse.Namespace) -> int:
+    with warnings.catch_warnings(record=True) as caught, np.errstate(all="ignore"):
+        warnings.simplefilter("default")
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
+    if code == 0:
+        for w in {(w.category.__name__, _one_line(str(w.message))): w for w in caught}:
+            print(f"barenet: warning: {w[0]}: {w[1]}", file=sys.stderr)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = None
+    with contextlib.suppress(ValueError):  # not the main thread: leave SIGTERM alone
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        return int(args.func(args) or 0)
+        return _run(args)
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
+    except Terminated:
+        print("barenet: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("barenet: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as err:  # noqa: BLE001 - the last line of defence against tracebacks
-        if isinstance(err, user_errors()) or isinstance(err, (ValueError, OSError)):
-            print(f"barenet: error: {err}", file=sys.stderr)
+        if is_user_error(err):
+            text = describe_os_error(err) if isinstance(err, OSError) else str(err)
+            print(f"barenet: error: {_one_line(text)}", file=sys.stderr)
             return EXIT_BAD_INPUT
         if os.environ.get("BARENET_DEBUG"):
             raise
-        print(
-            f"barenet: internal error: {type(err).__name__}: {err} "
-            "(set BARENET_DEBUG=1 for the traceback)",
-            file=sys.stderr,
-        )
-        return 1
+        return _internal_error(err)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

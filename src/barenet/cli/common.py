@@ -1,32 +1,59 @@
-"""Pieces every command shares: exit codes, the user-error classes, common arguments."""
+"""Pieces every command shares: exit codes, what counts as a user error, common arguments."""
 
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # an internal error, or a check that ran and failed (gradcheck)
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2
-EXIT_TERMINATED = 143  # SIGTERM: 128 + 15
+EXIT_BAD_INPUT = 2  # a UserError, or an OSError about the user's files
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EXIT_BROKEN_PIPE = 141  # stdout closed by the reader (128 + SIGPIPE): quiet, like ls or git
+EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM)
 
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean 'your input is wrong', reported as one line."""
-    from ..config import ConfigError
-    from ..data import DataError
-    from ..errors import UserError
-    from ..train.trainer import TrainingDiverged
-
-    return (
-        UserError,
-        ConfigError,
-        DataError,
-        TrainingDiverged,
-        FileNotFoundError,
-        IsADirectoryError,
-        PermissionError,
+# OSErrors that are about the user's files or machine, not a bug: reported as bad input.
+USER_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "ENOENT", "EACCES", "EPERM", "ENOSPC", "EDQUOT", "EROFS", "EISDIR", "ENOTDIR",
+        "EEXIST", "ENOTEMPTY", "ENAMETOOLONG", "ELOOP", "EFBIG", "EMFILE", "ENFILE", "EXDEV",
+        "EBUSY", "ETXTBSY",
     )
+    if hasattr(errno, name)
+)  # fmt: skip
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so the same cleanup runs; the CLI exits 143."""
+
+
+def is_user_error(err: BaseException) -> bool:
+    """True for the project's own input errors and OSErrors about the user's files."""
+    from ..errors import UserError
+
+    if isinstance(err, UserError):
+        return True
+    return isinstance(err, OSError) and err.errno in USER_ERRNOS
+
+
+def describe_os_error(err: OSError) -> str:
+    """'No space left on device: /runs/x/model.safetensors' (the file named, no errno)."""
+    what = err.strerror or str(err)
+    files = [f for f in (err.filename, err.filename2) if f is not None]
+    return f"{what}: {' -> '.join(os.fsdecode(f) for f in files)}" if files else what
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type=``: an integer >= 1 (``--trials 0`` is an error, not a no-op)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def add_data_dir(p: argparse.ArgumentParser) -> None:

@@ -3,48 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import signal
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .common import EXIT_INTERRUPTED, EXIT_TERMINATED, add_data_dir, add_set
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread exactly where Ctrl-C's KeyboardInterrupt would be."""
-
-
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise Terminated
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """Make SIGTERM unwind like SIGINT (``finally`` blocks run, the last epoch is kept)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
+from .common import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, add_data_dir, add_set
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     where: list[Path] = []  # the run folder, once known
-    with _sigterm_interrupts():
-        try:
-            metrics = _resume(args, where) if args.resume else _train(args, where)
-        except KeyboardInterrupt as e:
-            what = "terminated" if isinstance(e, Terminated) else "interrupted"
-            print(f"barenet: {what}; {_kept(where)}", file=sys.stderr, flush=True)
-            return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
+    # SIGTERM arrives as Terminated, a KeyboardInterrupt (cli.main installs the handler), so
+    # both unwind the same way: ``finally`` blocks run and the last completed epoch is kept.
+    try:
+        metrics = _resume(args, where) if args.resume else _train(args, where)
+    except KeyboardInterrupt as e:
+        what = "terminated" if isinstance(e, Terminated) else "interrupted"
+        print(f"barenet: {what}; {_kept(where)}", file=sys.stderr, flush=True)
+        return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
     if metrics is None:
         return 0
     from ..run_metrics import RunMetrics

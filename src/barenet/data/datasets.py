@@ -1,14 +1,18 @@
 """MNIST and Fashion-MNIST: locate the four IDX files, download and verify if absent, decode.
 
-Lookup order for the folder holding a split's two files (``.gz`` or uncompressed):
+An explicit ``data_dir`` (``--data-dir`` or ``data.data_dir``) is authoritative: only
+``data_dir/<name>`` and ``data_dir`` itself are searched, and if the files are not there
+(or the folder does not exist) the error names it; nothing else is tried, nothing is
+downloaded. Without one, the lookup order for the folder holding a split's two files
+(``.gz`` or uncompressed) is:
 
-1. ``data_dir`` if given: ``data_dir/<name>``, then ``data_dir`` itself;
-2. ``$BARENET_DATA/<name>``;
-3. ``~/.cache/barenet/<name>``;
-4. system folders (``/usr/share/datasets/fashion-mnist`` for Fashion-MNIST, Debian's package).
+1. ``$BARENET_DATA/<name>``;
+2. ``~/.cache/barenet/<name>``;
+3. system folders (``/usr/share/datasets/fashion-mnist`` for Fashion-MNIST, Debian's package).
 
 If none holds the files, they are downloaded from the public mirrors into the cache folder
 (temporary file, md5 of the uncompressed content checked, then ``os.replace``).
+A file whose header declares more than ``MAX_SAMPLES`` images is refused before it is read.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import contextlib
 import functools
 import gzip
 import hashlib
+import math
 import os
 import tempfile
 import urllib.request
@@ -25,10 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import FileError
+from ..fileio import file_mode, open_regular
 from .idx import GZIP_MAGIC, DataError, read_idx
 
 NUM_CLASSES = 10
 IMAGE_SHAPE = (28, 28)
+MAX_SAMPLES = 100_000  # per file; MNIST has 60,000 (bounds what a hostile header can ask for)
 DATASETS = ("mnist", "fashion-mnist")
 SPLITS: dict[str, tuple[str, str]] = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -92,15 +100,19 @@ def cache_dir(name: str) -> Path:
 
 
 def search_dirs(name: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """The candidate folders for ``name``, in lookup order (see the module docstring)."""
+    """The candidate folders for ``name``, in lookup order (see the module docstring).
+
+    With ``data_dir``, only ``data_dir/<name>`` and ``data_dir`` itself (an explicit folder
+    is authoritative).
+    """
     name = canonical_name(name)
     dirs: list[Path] = []
     if data_dir is not None:
-        own = Path(data_dir)
+        own = Path(data_dir).expanduser()
         # The folder itself may be the dataset's folder, unless it is named for the other one
         # (asking for fashion-mnist with --data-dir .../mnist must not return MNIST).
         key = own.name.lower().replace("_", "-")
-        dirs += [own / name] + ([] if key in DATASETS and key != name else [own])
+        return [own / name] + ([] if key in DATASETS and key != name else [own])
     env = os.environ.get(ENV_VAR)
     if env:
         dirs.append(Path(env) / name)
@@ -127,7 +139,11 @@ def file_md5(path: str | os.PathLike) -> str:
     path = Path(path)
     h = hashlib.md5()
     try:
-        with open(path, "rb") as raw:
+        fd, _ = open_regular(path, "data file")
+    except FileError as e:
+        raise DataError(str(e)) from None
+    try:
+        with os.fdopen(fd, "rb") as raw:
             gz = raw.read(2) == GZIP_MAGIC
             raw.seek(0)
             stream = gzip.GzipFile(fileobj=raw) if gz else raw
@@ -188,6 +204,7 @@ def _download_file(name: str, stem: str, folder: Path, errors: list[str]) -> boo
                 continue
             with open(tmp, "rb") as f:
                 gz = f.read(2) == GZIP_MAGIC
+            os.chmod(tmp, file_mode())  # mkstemp's 0o600 would hide the cache from others
             os.replace(tmp, folder / (f"{stem}.gz" if gz else stem))
             return True
         except Exception as e:  # network, HTTP, disk, corrupt gzip: try the next mirror
@@ -233,18 +250,26 @@ def locate(
         found = _find_split(folder, split)
         if found:
             return found
+    files = " and ".join(f"{stem}[.gz]" for stem in SPLITS[split])
+    if data_dir is not None:
+        own = Path(data_dir).expanduser()
+        problem = "does not exist" if not own.is_dir() else "does not hold the files"
+        raise DataError(
+            f"data folder {own} (from --data-dir or data.data_dir) {problem}: looked for "
+            f"{files} in {', '.join(str(d) for d in dirs)}. Fix the path, or leave it out to "
+            f"use ${ENV_VAR}, the cache or a download."
+        )
     errors: list[str] = []
     if download:
         found = _download(name, split, errors)
         if found:
             return found
-    files = " and ".join(f"{stem}[.gz]" for stem in SPLITS[split])
     how = f"download failed: {'; '.join(errors)}" if download else "download disabled"
     raise DataError(
         f"{name} {split} data not found: looked for {files} in "
         f"{', '.join(str(d) for d in dirs)}; {how}. "
         f"Fix: set {ENV_VAR} to a folder holding {name}/ with these files "
-        f"(or pass --data-dir / data_dir=)."
+        f"(or pass --data-dir / data.data_dir)."
     )
 
 
@@ -257,7 +282,8 @@ def _stamp(path: Path) -> tuple[str, int, int]:
 def _decode(images_key: tuple, labels_key: tuple) -> tuple[np.ndarray, np.ndarray]:
     # Keys include mtime and size, so a file rewritten in place is decoded afresh.
     images_path, labels_path = images_key[0], labels_key[0]
-    images, labels = read_idx(images_path), read_idx(labels_path)
+    images = read_idx(images_path, max_bytes=MAX_SAMPLES * math.prod(IMAGE_SHAPE))
+    labels = read_idx(labels_path, max_bytes=MAX_SAMPLES * 8)
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
         raise DataError(
             f"{images_path}: expected uint8 images of shape (N, 28, 28), "

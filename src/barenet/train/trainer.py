@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UserError
 from ..nn.loss import softmax
 from ..optim import clip_grad_norm_, grad_norm
 from . import resume
@@ -31,9 +32,10 @@ __all__ = ["History", "Trainer", "TrainingDiverged"]
 Logs = dict[str, Any]
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UserError, RuntimeError):
     """Raised by ``fit`` (after ``on_train_end``) when a batch loss or gradient norm
-    became NaN/inf. The offending update was not applied."""
+    became NaN/inf. The offending update was not applied. A user error: the config (a
+    learning rate too high, say) is what to change."""
 
 
 class History:

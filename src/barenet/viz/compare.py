@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from .. import fileio
+from ..errors import UserError
 from ..rundir import COMPARISON_CSV, COMPARISON_CURVES_PNG, COMPARISON_MD
 from .curves import spans_decades
 from .rundata import as_history, check_run_dir, has_values, read_history, read_metrics
@@ -92,7 +93,7 @@ def overlay_curves(
     runs = {label: [as_history(h) for h in _as_runs(v)] for label, v in histories.items()}
     shown = [m for m in metrics if any(has_values(h, m) for hs in runs.values() for h in hs)]
     if not shown:
-        raise ValueError(f"none of the histories has any of {', '.join(metrics)}")
+        raise UserError(f"none of the histories has any of {', '.join(metrics)}")
     fig, axes = new_figure(1, len(shown), figsize=(5.0 * len(shown) + 2.2, 4.6))
     cmap = plt.get_cmap(CLASS_CMAP if len(runs) <= 10 else "tab20")
     same = identical_to(runs, shown)
@@ -261,7 +262,7 @@ def compare_runs(
     if not runs:
         raise ValueError("compare needs at least one run folder")
     if labels is not None and len(labels) != len(runs):
-        raise ValueError(f"got {len(labels)} labels for {len(runs)} run folders")
+        raise UserError(f"got {len(labels)} labels for {len(runs)} run folders")
     names = list(labels) if labels is not None else _unique_labels(runs)
     out = Path(out_dir)
     rows = [run_row(r, n) for r, n in zip(runs, names, strict=True)]

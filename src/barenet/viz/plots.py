@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UserError
 from ..rundir import PLOTS_DIR
 from .confusion import plot_confusion, plot_per_class
 from .context import Context
@@ -295,7 +296,7 @@ def parse_what(what: str | list[str] | tuple[str, ...] | None) -> list[str]:
         return list(names_all)
     bad = [n for n in names if n not in names_all]
     if bad:
-        raise ValueError(f"unknown plot {bad[0]!r}; choose from {', '.join(names_all)} (or all)")
+        raise UserError(f"unknown plot {bad[0]!r}; choose from {', '.join(names_all)} (or all)")
     return [p for p in names_all if p in names]
 
 
@@ -319,7 +320,7 @@ def plot_run(
     maps, ``max_points`` in the embedding scatter; samples are drawn from ``seed``.
     """
     if max_test is not None and max_test < 1:
-        raise ValueError(f"max_test must be at least 1, got {max_test}")
+        raise UserError(f"max_test must be at least 1, got {max_test}")
     run = check_run_dir(run_dir)
     out = Path(out_dir) if out_dir is not None else run / PLOTS_DIR
     opts = {"n_images": n_images, "n_feature_images": n_feature_images, "max_points": max_points}
@@ -335,7 +336,7 @@ def plot_run(
         else:
             res.files[name] = drawn
     if not res.files:
-        raise ValueError(
+        raise UserError(
             "nothing to plot: " + "; ".join(f"{k}: {v}" for k, v in res.skipped.items())
         )
     return res
