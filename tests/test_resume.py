@@ -101,10 +101,11 @@ def _kill_and_resume(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        if attempt == 0:  # during start-up or the first epoch
-            time.sleep(rng.uniform(0.1, startup + 0.5 * epoch))
+        if attempt == 0:  # during start-up (imports, data, folder creation)
+            time.sleep(rng.uniform(0.05, min(startup, 1.0)))
         else:  # somewhere in the epoch after a random one (its state write included)
-            target = rng.randint(1, epochs - 1)
+            # never beyond the next-to-last epoch: a kill must land while training goes on
+            target = rng.randint(min(max(1, _rows(out)), epochs - 1), epochs - 1)
             deadline = time.monotonic() + 60
             while _rows(out) < target and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.002)
