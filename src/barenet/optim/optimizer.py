@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import threads
 from ..nn.module import Parameter
 
 ParamsArg = Iterable[Parameter] | Iterable[dict[str, Any]]
@@ -132,6 +133,7 @@ class Optimizer:
             for p in group["params"]:
                 self._update(p, self.state.setdefault(index, {}), group)
                 index += 1
+        threads.tick()  # one training step ended: "auto" threads time it
 
     def _update(
         self, p: Parameter, state: dict[str, Any], group: dict[str, Any]
