@@ -103,12 +103,12 @@ def run_barenet(model_name: str, n: int, threads: str, trainer: bool) -> dict:
     for xb, yb in warm:
         loss_fn(model(xb), yb)
         model.backward(loss_fn.backward())
-        opt.step(); opt.zero_grad()  # fmt: skip
+        opt.step(); opt.zero_grad()  # noqa: E702  # fmt: skip
     t0 = time.perf_counter()
     for xb, yb in loader:  # the README loop
         loss = loss_fn(model(xb), yb)  # float
         model.backward(loss_fn.backward())  # fills p.grad
-        opt.step(); opt.zero_grad()  # fmt: skip
+        opt.step(); opt.zero_grad()  # noqa: E702  # fmt: skip
     seconds = time.perf_counter() - t0
     return {"seconds": seconds, "loss": loss, "threads_used": barenet.threads.usage()}
 

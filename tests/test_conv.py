@@ -7,8 +7,7 @@ import pytest
 from gradcheck import check_module_grads
 
 import barenet.nn.conv as conv_module
-from barenet.nn import parallel
-from barenet.nn import Conv2d, Sequential
+from barenet.nn import Conv2d, Sequential, parallel
 from barenet.nn.layout import memory_order
 
 CONFIGS = [

@@ -13,6 +13,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+# The names each registry holds are the values the config allows (no fallback anywhere).
+from .builders import MODELS, OPTIMIZERS, SCHEDULES
+
 
 class ConfigError(ValueError):
     """A config value, file or override that cannot be used. The message is one line."""
@@ -62,7 +65,7 @@ Init = Literal[
 class ModelConfig(Strict):
     """``mlp``: ``sizes`` from input to classes. ``cnn``: ``blocks`` then ``dense`` sizes."""
 
-    type: Literal["mlp", "cnn"] = "mlp"
+    type: Literal[tuple(MODELS)] = "mlp"  # type: ignore[valid-type]
     sizes: list[int] = Field(default_factory=lambda: [784, 256, 10])
     blocks: list[ConvBlock] = Field(default_factory=list)
     dense: list[int] = Field(default_factory=lambda: [10])
@@ -92,7 +95,7 @@ class ModelConfig(Strict):
 
 
 class OptimConfig(Strict):
-    name: Literal["sgd", "adam", "adamw", "rmsprop"] = "sgd"
+    name: Literal[tuple(OPTIMIZERS)] = "sgd"  # type: ignore[valid-type]
     lr: float = Field(0.1, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     nesterov: bool = False
@@ -106,13 +109,13 @@ class OptimConfig(Strict):
 class ScheduleConfig(Strict):
     """Learning-rate schedule. Periods are in epochs (fractions allowed); stepped per batch."""
 
-    name: Literal["constant", "step", "multistep", "exponential", "cosine", "cyclic", "plateau"] = (
-        "constant"
-    )
+    name: Literal[tuple(SCHEDULES)] = "constant"  # type: ignore[valid-type]
     warmup_epochs: float = Field(0.0, ge=0)
     step_size: float = Field(1.0, gt=0, description="step: epochs between decays")
     milestones: list[float] = Field(default_factory=list, description="multistep: epochs")
-    gamma: float = Field(0.1, gt=0, le=1, description="decay factor (exponential: per epoch)")
+    gamma: float = Field(
+        0.1, gt=0, le=1, description="decay factor (exponential: per epoch, applied per batch)"
+    )
     min_lr: float = Field(0.0, ge=0, description="cosine eta_min / plateau floor")
     base_lr_factor: float = Field(0.01, gt=0, le=1, description="cyclic: base lr = factor * lr")
     cycle_epochs: float = Field(2.0, gt=0, description="cyclic: epochs per full cycle")
@@ -143,6 +146,15 @@ class TrainConfig(Strict):
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
     checkpoint_every_epoch: bool = False
     dtype: Literal["float32", "float64"] = "float32"
+    threads: Literal["auto"] | int = Field(
+        "auto", description="compute threads: auto (measured while training) or a count >= 1"
+    )
+
+    @model_validator(mode="after")
+    def _check_threads(self) -> TrainConfig:
+        if self.threads != "auto" and (isinstance(self.threads, bool) or self.threads < 1):
+            raise ValueError("train.threads must be 'auto' or an integer >= 1")
+        return self
 
 
 class Config(Strict):

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from . import checkpoint, fileio, nn
-from .builders import build_optimizer, build_schedule_from_config
+from . import checkpoint, fileio, nn, threads
+from .builders import build_model, build_optimizer, build_schedule_from_config, input_shape
 from .config import Config, ConfigError, to_dict, validate
 from .data import (
     CLASS_NAMES,
@@ -25,7 +25,6 @@ from .data import (
     subset,
     train_val_split,
 )
-from .models import build_model, input_shape
 from .rundir import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE
 from .train import callbacks as cb
 from .train.trainer import Trainer
@@ -140,6 +139,7 @@ def train_run(
     fileio.save_yaml(out / CONFIG_FILE, to_dict(cfg))
     rngs = seeds(cfg)
     data = prepare_data(cfg, data_dir)
+    threads.set_num_threads(cfg.train.threads)  # the weights' bits do not depend on it
     model = build_model(cfg.model, rngs["init"], cfg.train.dtype)
     steps_per_epoch = -(-len(data.train) // cfg.train.batch_size)
     optimizer = build_optimizer(model.parameters(), cfg.optim)
@@ -211,6 +211,10 @@ def train_run(
         "seconds_per_epoch": round(seconds / max(len(epochs), 1), 3),
         "train_loss": epochs[-1]["loss"],
         "train_accuracy": epochs[-1]["accuracy"],
+        # what train.threads asked for and, with auto, training steps run at each count
+        "threads": threads.get_setting(),
+        "threads_used": {str(k): v for k, v in sorted(threads.usage().items())}
+        or {str(threads.get_num_threads()): len(epochs) * steps_per_epoch},
     }
     if val_loader is not None:
         best = max(epochs, key=lambda e: e["val_accuracy"])

@@ -260,9 +260,7 @@ class Sequential(Module):
             x = layer.forward(x)
         return x
 
-    def backward(
-        self, grad_out: np.ndarray, input_grad: bool | None = None
-    ) -> np.ndarray | None:
+    def backward(self, grad_out: np.ndarray, input_grad: bool | None = None) -> np.ndarray | None:
         """Backpropagate ``grad_out`` (dL/d(output)); returns dL/d(input) if ``input_grad``
         (default: the ``input_grad`` attribute, False), else None."""
         layers = self.layers

@@ -21,6 +21,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 
@@ -147,10 +148,13 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     parts = n_tasks(m * n * k)
     if parts == 1:
         return np.matmul(a, b, out=out)
-    if m >= n:
-        ranges = split(m, parts, 16)
-        run([lambda lo=lo, hi=hi: np.matmul(a[lo:hi], b, out=out[lo:hi]) for lo, hi in ranges])
-    else:
-        ranges = split(n, parts, 16)
-        run([lambda lo=lo, hi=hi: np.matmul(a, b[:, lo:hi], out=out[:, lo:hi]) for lo, hi in ranges])
+    rows = m >= n  # cut the longer side
+
+    def part(lo: int, hi: int) -> None:
+        if rows:
+            np.matmul(a[lo:hi], b, out=out[lo:hi])
+        else:
+            np.matmul(a, b[:, lo:hi], out=out[:, lo:hi])
+
+    run([partial(part, lo, hi) for lo, hi in split(m if rows else n, parts, 16)])
     return out

@@ -41,7 +41,8 @@ class _Pool2d(Module):
             raise ValueError("padding must be at most half the kernel size (as in PyTorch)")
         self._cache: tuple | None = None
 
-    def _geometry(self, h: int, w: int) -> tuple[int, int]:
+    def output_shape(self, h: int, w: int) -> tuple[int, int]:
+        """(OH, OW) for an (H, W) input: (H + 2 ph - kh) // sh + 1, likewise W."""
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         oh = (h + 2 * ph - kh) // sh + 1
         ow = (w + 2 * pw - kw) // sw + 1
@@ -141,7 +142,7 @@ class MaxPool2d(_Pool2d):
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        oh, ow = self._geometry(*x.shape[2:])
+        oh, ow = self.output_shape(*x.shape[2:])
         xp = self._padded(x, -np.inf)
         rows, iw = _argmax_taps(self._taps(xp, 3, ow, dense=True))  # (N, C, Hp, OW)
         out, ih = _argmax_taps(self._taps(rows, 2, oh, dense=True))  # (N, C, OH, OW)
@@ -166,7 +167,7 @@ class AvgPool2d(_Pool2d):
     (PyTorch's ``count_include_pad=True``).  Backward spreads g / (kh*kw) over the window."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        oh, ow = self._geometry(*x.shape[2:])
+        oh, ow = self.output_shape(*x.shape[2:])
         xp = self._padded(x, 0.0)
         rows = _sum(self._taps(xp, 3, ow, dense=True))
         out = _sum(self._taps(rows, 2, oh, dense=True))

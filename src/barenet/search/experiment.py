@@ -71,10 +71,10 @@ def execute_run(spec: RunSpec, out: Path, data_dir: str | None) -> dict[str, Any
 
 
 def _pool_worker(tasks: Any, results: Any, out: Path, data_dir: str | None) -> None:
-    """A spawned worker: one BLAS thread (N workers share N cores), then runs until a None."""
-    from threadpoolctl import threadpool_limits
+    """A spawned worker: one compute thread (N workers share N cores), then runs until a None."""
+    from .. import threads
 
-    threadpool_limits(1)
+    threads.cap(1)
     parent = mp.parent_process()
     while (spec := tasks.get()) is not None:
         if parent is not None and not parent.is_alive():  # orphaned: nobody reads the results
@@ -231,11 +231,9 @@ def run_experiment(
         say(f"[{done}/{len(pending)}] {spec.variant} seed {spec.seed}: {_describe(metrics)}")
 
     if workers == 1 or len(pending) <= 1:
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(1):  # the same arithmetic as in a worker process
-            for spec in pending:
-                on_done(spec, execute_run(spec, out, data_dir))
+        # train.threads as configured: the bits do not depend on the thread count
+        for spec in pending:
+            on_done(spec, execute_run(spec, out, data_dir))
     else:
         _run_parallel(pending, out, workers, data_dir, on_done)
     summary, files = write_outputs(exp, out)
