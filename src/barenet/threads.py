@@ -88,13 +88,13 @@ class AutoThreads:
                 self._explore()
 
 
-_ceiling = cpu_count()
+_ceiling: int | None = None  # cap(n); None: any count asked for
 _setting: Setting = "auto"
 _auto: AutoThreads | None = None
 
 
 def _candidates() -> list[int]:
-    top = max(1, _ceiling)
+    top = max(1, min(cpu_count(), _ceiling or cpu_count()))
     counts = {top, 1} | {2**i for i in range(1, top.bit_length()) if 2**i < top}
     return sorted(counts, reverse=True)
 
@@ -108,7 +108,7 @@ def set_num_threads(n: Setting) -> None:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"threads must be 'auto' or an int >= 1, got {n!r}")
     _setting, _auto = n, None
-    parallel.set_threads(min(n, _ceiling))
+    parallel.set_threads(min(n, _ceiling or n))
 
 
 def get_num_threads() -> int:
@@ -121,12 +121,13 @@ def get_setting() -> Setting:
     return _setting
 
 
-def cap(n: int) -> None:
-    """Never use more than ``n`` threads from now on (worker processes call ``cap(1)``)."""
+def cap(n: int | None) -> None:
+    """Never use more than ``n`` threads from now on (worker processes call ``cap(1)``);
+    ``None`` lifts the cap."""
     global _ceiling
-    if n < 1:
+    if n is not None and n < 1:
         raise ValueError(f"cap must be >= 1, got {n}")
-    _ceiling = int(n)
+    _ceiling = None if n is None else int(n)
     set_num_threads(_setting)
 
 
