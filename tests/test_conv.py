@@ -28,6 +28,7 @@ def test_conv_gradients(cfg, blocking, monkeypatch):
         monkeypatch.setattr(conv_module, "BLOCK_BYTES", 1)
         monkeypatch.setattr(parallel, "SERIAL_MNK", 64)
         monkeypatch.setattr(parallel, "TASK_MNK", 16)
+        monkeypatch.setattr(conv_module, "DX_ROWS", 1)
     c, o, k, s, p, d, bias, h, w = cfg
     rng = np.random.default_rng(10)
     conv = Conv2d(c, o, k, s, p, d, bias=bias, init="default", rng=rng, dtype=np.float64)

@@ -337,3 +337,45 @@ def test_input_grad_attribute_and_nested_sequentials() -> None:
     model(x)
     assert model.backward(np.ones((2, 4))).shape == (2, 3)
     assert Sequential(ReLU()).backward(np.ones(3)) is None
+
+
+def test_input_of_another_dtype_is_cast_once_never_float64_compute() -> None:
+    from barenet.nn import BatchNorm1d, Conv2d, Flatten
+
+    model = Sequential(Linear(4, 3, rng=0), ReLU(), Linear(3, 2, rng=1))
+    x64 = np.random.default_rng(0).standard_normal((5, 4))
+    y = model(x64)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, model(x64.astype(np.float32)), rtol=1e-6)
+    assert model(np.ones((2, 4), np.uint8)).dtype == np.float32
+    cnn = Sequential(Conv2d(1, 2, 3, rng=0), Flatten(), BatchNorm1d(8))
+    assert cnn(np.zeros((3, 1, 4, 4))).dtype == np.float32
+    assert BatchNorm1d(3)(np.ones((4, 3))).dtype == np.float32
+    with pytest.raises(TypeError, match="Linear takes numbers"):
+        model(np.array([["a"] * 4]))
+
+
+def test_missing_backward_names_the_class_and_says_how() -> None:
+    class NoBackward(Module):
+        def forward(self, x):
+            return x
+
+    with pytest.raises(NotImplementedError, match="NoBackward has no backward.*adds.*returns"):
+        NoBackward().backward(np.ones(2))
+    with pytest.raises(NotImplementedError, match="Module has no forward"):
+        Module()(np.ones(2))
+
+
+def test_load_state_dict_strict_false_returns_the_keys_it_skipped() -> None:
+    model = Sequential(Linear(4, 3, rng=0), ReLU(), Linear(3, 2, rng=1))
+    source = Sequential(Linear(4, 3, rng=5))
+    state = {**source.state_dict(), "extra.weight": np.zeros(1, np.float32)}
+    with pytest.raises(ValueError, match="missing.*2.bias.*unexpected.*extra.weight"):
+        model.load_state_dict(state)
+    result = model.load_state_dict(state, strict=False)
+    assert result.missing_keys == ["2.bias", "2.weight"]
+    assert result.unexpected_keys == ["extra.weight"]
+    np.testing.assert_array_equal(model[0].weight.data, source[0].weight.data)
+    assert model.load_state_dict(model.state_dict()) == ([], [])
+    with pytest.raises(ValueError, match="shape mismatch"):  # shapes are checked either way
+        model.load_state_dict({"0.weight": np.zeros((2, 2), np.float32)}, strict=False)

@@ -58,6 +58,7 @@ def test_weights_bit_identical_for_any_thread_count(build, shape, monkeypatch) -
     monkeypatch.setattr(parallel, "SERIAL_MNK", 1 << 12)
     monkeypatch.setattr(parallel, "TASK_MNK", 1 << 14)
     monkeypatch.setattr(nn.conv, "BLOCK_BYTES", 1 << 14)
+    monkeypatch.setattr(nn.conv, "DX_ROWS", 1)
     states = []
     for n in (1, 2, 3):
         barenet.set_num_threads(n)
