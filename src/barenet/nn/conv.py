@@ -17,6 +17,8 @@ IntPair = int | tuple[int, int]
 # between being written and being read by its GEMM. 128 KB - 1 MB measured equally fast
 # on LeNet-5, 4 MB 1.6x slower per step.
 BLOCK_BYTES = 512 * 1024
+# From this many output channels on, forward computes each block's GEMM transposed.
+TRANSPOSED_FROM = 32
 # Fewest GEMM rows (input channels x kernel rows) per dx task.
 DX_ROWS = 48
 
@@ -146,6 +148,10 @@ class Conv2d(Module):
         self._cache = (x.shape, buf, (oh, ow))
         win = self._windows(buf, oh, ow)
         wmat = self.weight.data.reshape(o, k)
+        # Many output channels: (cols^T W^T)^T, i.e. the GEMM with the long side as M,
+        # then one transposing copy, is ~1.3x faster in OpenBLAS than W cols (measured on
+        # the 32 -> 64 3x3 conv's blocks, 64 x 288 x 1408: 30 against 22 GFLOP/s per core).
+        w_t = np.ascontiguousarray(wmat.T) if o >= TRANSPOSED_FROM else None
         bias = None if self.bias is None else self.bias.data[:, None]
         y = np.empty((o, oh, ow, n), dtype=dtype)
 
@@ -153,7 +159,10 @@ class Conv2d(Module):
             cb = np.empty((c, kh, kw, r1 - r0, ow, n), dtype=dtype)
             cb[...] = win[:, :, :, r0:r1]  # im2col of this block, cache-resident
             yb = y[:, r0:r1].reshape(o, -1)
-            np.matmul(wmat, cb.reshape(k, -1), out=yb)
+            if w_t is None:
+                np.matmul(wmat, cb.reshape(k, -1), out=yb)
+            else:
+                yb[...] = (cb.reshape(k, -1).T @ w_t).T
             if bias is not None:
                 yb += bias
 
