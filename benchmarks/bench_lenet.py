@@ -5,7 +5,7 @@ barenet / torch, best of ``--repeats``; torch with ``--threads`` (2) threads, ba
 BLAS with the same unless ``--barenet-threads`` says otherwise. The step is forward,
 cross-entropy, backward and an SGD-momentum update, batch 128, float32, on random data of
 MNIST's shape (speed does not depend on the values). Like torch's autograd, barenet skips
-the gradient w.r.t. the images (first conv ``needs_input_grad = False``) unless
+the gradient w.r.t. the images (``Sequential.backward`` without ``input_grad``) unless
 ``--full-backward``.
 
     python benchmarks/bench_lenet.py                 # full epoch, 3 repeats each
@@ -53,15 +53,16 @@ def lenet_barenet(first_input_grad: bool = False) -> nn.Sequential:
         nn.ReLU(),
         nn.Linear(84, 10, rng=rng),
     )
-    # torch's autograd never computes the gradient w.r.t. the data; neither need we.
-    model[0].needs_input_grad = first_input_grad
+    # torch's autograd never computes the gradient w.r.t. the data; neither does Sequential
+    # unless asked.
+    model.input_grad = first_input_grad
     return model
 
 
 def run_barenet(batches: int, threads: int, profile: bool, full_backward: bool) -> float:
-    from threadpoolctl import threadpool_limits
+    import barenet
 
-    threadpool_limits(threads)
+    barenet.set_num_threads(threads)  # barenet's own threads (BLAS stays at one)
     model = lenet_barenet(full_backward)
     loss_fn = nn.CrossEntropyLoss()
     opt = SGD(model.parameters(), lr=0.01, momentum=0.9)

@@ -111,8 +111,7 @@ def timed_batches(step: Callable[[Any], float], perm: Any) -> tuple[list[float],
 
 
 def worker_barenet(args: argparse.Namespace) -> dict:
-    from threadpoolctl import threadpool_limits
-
+    import barenet
     from barenet import nn
     from barenet.optim import SGD
 
@@ -123,9 +122,9 @@ def worker_barenet(args: argparse.Namespace) -> dict:
         nn.ReLU(),
         nn.Linear(SIZES[1], SIZES[2], init="default", rng=rng),
     )
-    # The input is data: skip dL/dx in the first layer, as torch does for a tensor that
-    # doesn't require grad (--input-grad keeps it, to measure its cost).
-    model[0].needs_input_grad = args.input_grad
+    # The input is data: Sequential skips dL/dx of the first layer, as torch does for a
+    # tensor that doesn't require grad (--input-grad asks for it, to measure its cost).
+    model.input_grad = args.input_grad
     loss_fn = nn.CrossEntropyLoss()
     opt = SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
 
@@ -136,11 +135,11 @@ def worker_barenet(args: argparse.Namespace) -> dict:
         opt.step()
         return loss
 
-    with threadpool_limits(args.threads):
-        timed_batches(step, rng.permutation(len(x))[: 10 * BATCH])  # warm-up: threads, allocator
-        perm = rng.permutation(len(x))
-        with Timed() as timer:
-            losses, times = timed_batches(step, perm)
+    barenet.set_num_threads(args.threads)  # barenet's own threads (BLAS stays at one)
+    timed_batches(step, rng.permutation(len(x))[: 10 * BATCH])  # warm-up: threads, allocator
+    perm = rng.permutation(len(x))
+    with Timed() as timer:
+        losses, times = timed_batches(step, perm)
     return summary(timer, times, losses, str(model[0].weight.data.dtype))
 
 

@@ -129,8 +129,8 @@ def test_duplicate_keys_in_a_file_name_the_line(tmp_path):
     ],
 )  # fmt: skip
 def test_memory_estimate_counts_what_build_model_builds(overrides):
+    from barenet.builders import build_model
     from barenet.memory import memory_estimate, model_size
-    from barenet.models import build_model
 
     cfg = load_config(None, overrides)
     model = build_model(cfg.model, 0)

@@ -7,7 +7,7 @@ import pytest
 from gradcheck import check_module_grads
 
 import barenet.nn.conv as conv_module
-from barenet.nn import Conv2d, Sequential
+from barenet.nn import Conv2d, Sequential, parallel
 from barenet.nn.layout import memory_order
 
 CONFIGS = [
@@ -24,9 +24,11 @@ CONFIGS = [
 @pytest.mark.parametrize("blocking", ["none", "rows+columns"])
 @pytest.mark.parametrize("cfg", CONFIGS, ids=[f"cfg{i}" for i in range(len(CONFIGS))])
 def test_conv_gradients(cfg, blocking, monkeypatch):
-    if blocking != "none":  # one output row per im2col block, GEMMs split into columns
+    if blocking != "none":  # one output row per im2col block, dx in channel groups
         monkeypatch.setattr(conv_module, "BLOCK_BYTES", 1)
-        monkeypatch.setattr(conv_module, "SERIAL_MNK", 64)
+        monkeypatch.setattr(parallel, "SERIAL_MNK", 64)
+        monkeypatch.setattr(parallel, "TASK_MNK", 16)
+        monkeypatch.setattr(conv_module, "DX_ROWS", 1)
     c, o, k, s, p, d, bias, h, w = cfg
     rng = np.random.default_rng(10)
     conv = Conv2d(c, o, k, s, p, d, bias=bias, init="default", rng=rng, dtype=np.float64)
@@ -93,18 +95,6 @@ def test_row_blocks_and_batch_slices_agree(block_rows, monkeypatch):
         dx_parts.append(conv.backward(g[sl]))
     np.testing.assert_allclose(np.concatenate(dx_parts), dx, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(conv.weight.grad, dw, rtol=1e-10, atol=1e-12)
-
-
-def test_gemm_column_chunks():
-    # fewest equal column chunks with chunk * mn below 2**19
-    assert conv_module._n_chunks(1000, 100) == 1
-    assert conv_module._n_chunks(3584, 150) == 2  # 537600 is just above 2**19
-    assert conv_module._n_chunks(1280, 2400) == 8  # 1280*2400 / 2**19 = 5.9; 6, 7 don't divide
-    assert conv_module._n_chunks(3480, 2400) == 20  # 15.9 -> 16..19 don't divide 3480
-    assert conv_module._n_chunks(3500, 2400) == 1  # 8.4M >= 2**23: big enough to thread, whole
-    assert conv_module._n_chunks(7919, 10**4) == 1  # prime: no usable divisor, no split
-    a = np.arange(12.0).reshape(2, 6)
-    np.testing.assert_array_equal(conv_module._chunked(a, 3)[1], a[:, 2:4])
 
 
 def test_float32_stays_float32():

@@ -20,11 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from barenet import checkpoint
+from barenet.builders import build_model
 from barenet.checkpoint import CheckpointError, load_model_file, read_header, save_model
 from barenet.config import ConfigError, load_config, safe_name, to_dict, validate
 from barenet.data.idx import IDX_DTYPES, DataError, parse_idx, read_idx
 from barenet.errors import UserError
-from barenet.models import build_model
 from barenet.runner import load_run, model_metadata
 
 SETTINGS = settings(

@@ -12,10 +12,10 @@ import pytest
 
 import barenet
 from barenet import nn
+from barenet.builders import build_model
 from barenet.cli import main
 from barenet.config import ModelConfig
 from barenet.diagnose import GradcheckError
-from barenet.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -168,6 +168,7 @@ def test_sequential_grads() -> None:
         "7.weight",
         "7.bias",
     ]
+    model.input_grad = True  # gradcheck compares dx too (nested: computed without asking)
     check_module_grads(model, rng.standard_normal((3, 2, 3)), rng)
 
 
@@ -182,6 +183,7 @@ def test_linear_relu_sequential_grads() -> None:
     x = rng.standard_normal((5, 4))
     pre = model[0](x)
     assert np.abs(pre).min() > 1e-4
+    model.input_grad = True
     check_module_grads(model, x, rng)
 
 
@@ -210,6 +212,7 @@ def test_float32_stays_float32(layer: Module) -> None:
     x = np.random.default_rng(10).standard_normal((4, 12)).astype(np.float32)
     y = layer.forward(x)
     assert y.dtype == np.float32
+    layer.input_grad = True  # Sequential: return dx too
     dx = layer.backward(np.ones_like(y))
     assert dx.dtype == np.float32 and dx.shape == x.shape
     for name, p in layer.named_parameters():

@@ -290,21 +290,92 @@ def test_repr_lists_children() -> None:
     assert "Sequential" in text and "(0): Linear(6, 5, bias=True)" in text and "(1): ReLU()" in text
 
 
-def test_needs_input_grad_false_skips_input_grad_only() -> None:
+def test_sequential_skips_input_grad_unless_asked() -> None:
+    """Like torch for an input without requires_grad: the same parameter grads, no dx, and
+    the first trainable layer's dx product is not computed; input_grad=True returns dx."""
     from barenet.nn import Flatten
 
     rng = np.random.default_rng(6)
     x, y = rng.standard_normal((4, 2, 3)), rng.integers(0, 3, 4)
-    grads = []
-    for needs in (True, False):
+    grads, calls = [], []
+    for ask in (True, False, None):
         model = Sequential(Flatten(), mlp(seed=1, dtype=np.float64))
-        model[1][0].needs_input_grad = needs
+        first = model[1][0]
+        real = first.backward
+
+        def spy(g, _real=real, _first=first):
+            calls.append(_first.needs_input_grad)
+            return _real(g)
+
+        first.backward = spy
         loss_fn = CrossEntropyLoss()
         loss_fn(model(x), y)
-        dx = model.backward(loss_fn.backward())
-        assert (dx is None) == (not needs)
+        g = loss_fn.backward()
+        dx = model.backward(g) if ask is None else model.backward(g, input_grad=ask)
+        assert (dx is None) == (not ask)
+        if ask:
+            assert dx.shape == x.shape
         grads.append({n: p.grad.copy() for n, p in model.named_parameters()})
-    assert Module.needs_input_grad and Linear(2, 2).needs_input_grad  # on by default
+    assert calls == [True, False, False]  # the skipped layer was told not to compute dx
     for name, g in grads[0].items():
         assert g.any(), name
         np.testing.assert_array_equal(grads[1][name], g, err_msg=name)
+        np.testing.assert_array_equal(grads[2][name], g, err_msg=name)
+
+
+def test_input_grad_attribute_and_nested_sequentials() -> None:
+    """model.input_grad = True opts in once; a nested Sequential after the first layer
+    still passes its dx down; a Sequential without parameters does nothing by default."""
+    rng = np.random.default_rng(3)
+    inner = Sequential(Linear(5, 4, rng=1, dtype=np.float64), ReLU())
+    model = Sequential(Linear(3, 5, rng=2, dtype=np.float64), ReLU(), inner)
+    x = rng.standard_normal((2, 3))
+    model(x)
+    assert model.backward(np.ones((2, 4))) is None
+    assert model[0].weight.grad.any()  # the gradient reached the first layer through inner
+    model.input_grad = True
+    model(x)
+    assert model.backward(np.ones((2, 4))).shape == (2, 3)
+    assert Sequential(ReLU()).backward(np.ones(3)) is None
+
+
+def test_input_of_another_dtype_is_cast_once_never_float64_compute() -> None:
+    from barenet.nn import BatchNorm1d, Conv2d, Flatten
+
+    model = Sequential(Linear(4, 3, rng=0), ReLU(), Linear(3, 2, rng=1))
+    x64 = np.random.default_rng(0).standard_normal((5, 4))
+    y = model(x64)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, model(x64.astype(np.float32)), rtol=1e-6)
+    assert model(np.ones((2, 4), np.uint8)).dtype == np.float32
+    cnn = Sequential(Conv2d(1, 2, 3, rng=0), Flatten(), BatchNorm1d(8))
+    assert cnn(np.zeros((3, 1, 4, 4))).dtype == np.float32
+    assert BatchNorm1d(3)(np.ones((4, 3))).dtype == np.float32
+    with pytest.raises(TypeError, match="Linear takes numbers"):
+        model(np.array([["a"] * 4]))
+
+
+def test_missing_backward_names_the_class_and_says_how() -> None:
+    class NoBackward(Module):
+        def forward(self, x):
+            return x
+
+    with pytest.raises(NotImplementedError, match="NoBackward has no backward.*adds.*returns"):
+        NoBackward().backward(np.ones(2))
+    with pytest.raises(NotImplementedError, match="Module has no forward"):
+        Module()(np.ones(2))
+
+
+def test_load_state_dict_strict_false_returns_the_keys_it_skipped() -> None:
+    model = Sequential(Linear(4, 3, rng=0), ReLU(), Linear(3, 2, rng=1))
+    source = Sequential(Linear(4, 3, rng=5))
+    state = {**source.state_dict(), "extra.weight": np.zeros(1, np.float32)}
+    with pytest.raises(ValueError, match="missing.*2.bias.*unexpected.*extra.weight"):
+        model.load_state_dict(state)
+    result = model.load_state_dict(state, strict=False)
+    assert result.missing_keys == ["2.bias", "2.weight"]
+    assert result.unexpected_keys == ["extra.weight"]
+    np.testing.assert_array_equal(model[0].weight.data, source[0].weight.data)
+    assert model.load_state_dict(model.state_dict()) == ([], [])
+    with pytest.raises(ValueError, match="shape mismatch"):  # shapes are checked either way
+        model.load_state_dict({"0.weight": np.zeros((2, 2), np.float32)}, strict=False)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from barenet.nn.module import Parameter
-from barenet.optim import SGD, Adam, AdamW, RMSprop, clip_grad_norm_, grad_norm
+from barenet.optim import SGD, Adam, AdamW, RMSprop, clip_grad_norm_, grad_norm, param_groups
 
 # Settings that create every kind of state buffer.
 CONFIGS = [
@@ -97,7 +97,7 @@ def test_state_dict_round_trip_continues_identically(cls, kw) -> None:
 def test_load_state_dict_rejects_mismatch() -> None:
     rng = np.random.default_rng(2)
     params = make_params(rng)
-    opt = Adam(params, lr=0.01, weight_decay=0.1)  # two groups (weights, biases)
+    opt = Adam(param_groups(params, 0.1), lr=0.01)  # two groups (weights, biases)
     feed(params, rng)
     opt.step()
     state = opt.state_dict()
@@ -105,7 +105,7 @@ def test_load_state_dict_rejects_mismatch() -> None:
         Adam(clone(params), lr=0.01).load_state_dict(state)  # one group
     other = [Parameter(np.zeros((5, 3))), *clone(params)[1:]]
     with pytest.raises(ValueError, match="shape"):
-        Adam(other, lr=0.01, weight_decay=0.1).load_state_dict(state)
+        Adam(param_groups(other, 0.1), lr=0.01).load_state_dict(state)
 
 
 def test_zero_grad_and_lr_property() -> None:
@@ -124,26 +124,41 @@ def test_zero_grad_and_lr_property() -> None:
         assert not p.grad.any()
 
 
-def test_weight_decay_groups() -> None:
+def test_param_groups_helper_and_torch_default() -> None:
+    """A plain list is one group decayed as a whole (torch); param_groups spares no_decay
+    parameters, or whatever the predicate names; explicit groups are used as given."""
+    from barenet import nn
+
     rng = np.random.default_rng(4)
     params = make_params(rng)
     weights, biases = [params[0], params[2]], [params[1], params[3]]
-    opt = SGD(params, lr=0.1, weight_decay=0.01)
-    assert [g["params"] for g in opt.param_groups] == [weights, biases]
+    assert len(SGD(params, lr=0.1, weight_decay=0.01).param_groups) == 1
+    assert len(AdamW(params).param_groups) == 1  # decoupled decay 1e-2 on everything
+    groups = param_groups(params, 0.01)
+    assert [g["params"] for g in groups] == [weights, biases]
+    assert [g["weight_decay"] for g in groups] == [0.01, 0.0]
+    assert len(param_groups(weights, 0.01)) == 1  # no empty group
+    opt = SGD(groups, lr=0.1)
     assert [g["weight_decay"] for g in opt.param_groups] == [0.01, 0.0]
-    assert len(SGD(params, lr=0.1).param_groups) == 1
-    assert len(SGD(params, lr=0.1, weight_decay=0.01, decay_bias=True).param_groups) == 1
-    assert len(AdamW(params).param_groups) == 2  # decoupled decay 1e-2 by default
-    assert len(AdamW(weights).param_groups) == 1
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2))
+    named = param_groups(model, 1e-4)
+    assert [len(g["params"]) for g in named] == [2, 4]  # two weights; 2 biases + BN w, b
+    only_last = param_groups(model, 1e-4, no_decay=lambda name, p: name.startswith("3."))
+    assert [len(g["params"]) for g in only_last] == [4, 2]
     explicit = SGD([{"params": params, "weight_decay": 0.3}], lr=0.1)
     assert len(explicit.param_groups) == 1 and explicit.param_groups[0]["weight_decay"] == 0.3
 
 
-def test_bias_untouched_by_decay_when_grad_is_zero() -> None:
+def test_weight_decay_acts_on_biases_too() -> None:
     rng = np.random.default_rng(5)
     params = make_params(rng)
     before = [p.data.copy() for p in params]
     SGD(params, lr=0.1, weight_decay=0.5).step()  # zero grads: only the decay acts
+    for p, b in zip(params, before, strict=True):
+        np.testing.assert_allclose(p.data, b * (1 - 0.1 * 0.5))
+    params = make_params(rng)
+    before = [p.data.copy() for p in params]
+    SGD(param_groups(params, 0.5), lr=0.1).step()
     np.testing.assert_allclose(params[0].data, before[0] * (1 - 0.1 * 0.5))
     np.testing.assert_array_equal(params[1].data, before[1])
 

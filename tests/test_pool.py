@@ -154,3 +154,29 @@ def test_batch_innermost_layout_is_kept_and_changes_nothing(layer):
     np.testing.assert_array_equal(dx, dx_ref)
     assert memory_order(y) == memory_order(dx) == (1, 2, 3, 0)
     assert memory_order(layer.forward(x)) == memory_order(layer.backward(g)) == (0, 1, 2, 3)
+
+
+@pytest.mark.parametrize("make", [lambda: MaxPool2d(2), lambda: MaxPool2d(3, 2, 1)])
+def test_max_pool_split_between_threads_is_exact(make, monkeypatch) -> None:
+    """Channel groups on several threads: the same output and dx bits as in one piece."""
+    import barenet
+    from barenet.nn import parallel
+
+    monkeypatch.setattr(parallel, "ELEMENTWISE_MIN", 16)
+    rng = np.random.default_rng(4)
+    x = np.ascontiguousarray(
+        rng.standard_normal((6, 5, 9, 8)).astype(np.float32).transpose(1, 2, 3, 0)
+    )
+    x = x.transpose(3, 0, 1, 2)  # conv layout: channels outermost
+    results = []
+    try:
+        for n in (1, 2, 3):
+            barenet.set_num_threads(n)
+            pool = make()
+            y = pool(x)
+            results.append((y, pool.backward(np.arange(y.size, dtype=np.float32).reshape(y.shape))))
+    finally:
+        barenet.set_num_threads("auto")
+    for y, dx in results[1:]:
+        np.testing.assert_array_equal(y, results[0][0])
+        np.testing.assert_array_equal(dx, results[0][1])

@@ -218,8 +218,8 @@ def test_conv_feature_maps_are_the_block_outputs(cnn_run, data_dir):
 def test_run_made_elsewhere_without_history_or_metrics(tmp_path, data_dir):
     """A bare folder (config + weights only) of a model with no hidden layer still plots."""
     from barenet import checkpoint, fileio
+    from barenet.builders import build_model
     from barenet.config import load_config, to_dict
-    from barenet.models import build_model
     from barenet.runner import model_metadata
 
     cfg = load_config(None, ["model.sizes=[784, 10]"])

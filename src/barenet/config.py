@@ -28,6 +28,8 @@ from pydantic import (
 )
 from pydantic import Strict as _Strict
 
+# The names each registry holds are the values the config allows (no fallback anywhere).
+from .builders import MODELS, OPTIMIZERS, SCHEDULES
 from .errors import FileError, UserError
 from .fileio import parse_yaml, read_bytes
 
@@ -133,7 +135,7 @@ Init = Literal[
 class ModelConfig(Strict):
     """``mlp``: ``sizes`` from input to classes. ``cnn``: ``blocks`` then ``dense`` sizes."""
 
-    type: Literal["mlp", "cnn"] = "mlp"
+    type: Literal[tuple(MODELS)] = "mlp"  # type: ignore[valid-type]
     sizes: list[Int] = Field(default_factory=lambda: [784, 256, 10])
     blocks: list[ConvBlock] = Field(default_factory=list)
     dense: list[Int] = Field(default_factory=lambda: [10])
@@ -183,7 +185,7 @@ class ModelConfig(Strict):
 
 
 class OptimConfig(Strict):
-    name: Literal["sgd", "adam", "adamw", "rmsprop"] = "sgd"
+    name: Literal[tuple(OPTIMIZERS)] = "sgd"  # type: ignore[valid-type]
     lr: Float = Field(0.1, gt=0)
     momentum: Float = Field(0.9, ge=0, lt=1)
     nesterov: Bool = False
@@ -203,13 +205,13 @@ class OptimConfig(Strict):
 class ScheduleConfig(Strict):
     """Learning-rate schedule. Periods are in epochs (fractions allowed); stepped per batch."""
 
-    name: Literal["constant", "step", "multistep", "exponential", "cosine", "cyclic", "plateau"] = (
-        "constant"
-    )
+    name: Literal[tuple(SCHEDULES)] = "constant"  # type: ignore[valid-type]
     warmup_epochs: Float = Field(0.0, ge=0)
     step_size: Float = Field(1.0, gt=0, description="step: epochs between decays")
     milestones: list[Float] = Field(default_factory=list, description="multistep: epochs")
-    gamma: Float = Field(0.1, gt=0, le=1, description="decay factor (exponential: per epoch)")
+    gamma: Float = Field(
+        0.1, gt=0, le=1, description="decay factor (exponential: per epoch, applied per batch)"
+    )
     min_lr: Float = Field(0.0, ge=0, description="cosine eta_min / plateau floor")
     base_lr_factor: Float = Field(0.01, gt=0, le=1, description="cyclic: base lr = factor * lr")
     cycle_epochs: Float = Field(2.0, gt=0, description="cyclic: epochs per full cycle")
@@ -244,6 +246,15 @@ class TrainConfig(Strict):
     dtype: Literal["float32", "float64"] = "float32"
     watch: bool = Field(False, description="record per-layer internals per epoch (watch.json)")
     tensorboard: bool = False  # event files in RUN_DIR/tensorboard (needs tensorboardX)
+    threads: Literal["auto"] | int = Field(
+        "auto", description="compute threads: auto (measured while training) or a count >= 1"
+    )
+
+    @model_validator(mode="after")
+    def _check_threads(self) -> TrainConfig:
+        if self.threads != "auto" and (isinstance(self.threads, bool) or self.threads < 1):
+            raise ValueError("train.threads must be 'auto' or an integer >= 1")
+        return self
 
 
 class Config(Strict):

@@ -1,6 +1,6 @@
 """How much memory a config needs, and how much this machine may use, before anything is built.
 
-The estimate walks the layers :mod:`barenet.models` builds from a ``ModelConfig`` with plain
+The estimate walks the layers :mod:`barenet.builders` builds from a ``ModelConfig`` with plain
 arithmetic (nothing is allocated), so a config that asks for ``sizes: [784, 10000000, 10]``
 or ``channels: 100000`` is refused in microseconds with its size instead of failing later
 with a ``MemoryError`` (or being killed by the kernel):

@@ -48,6 +48,8 @@ class RunMetrics:
     test_accuracy: float | None = None
     test: dict[str, Any] | None = None
     error: str | None = None  # why a diverged run stopped
+    threads: str | None = None  # train.threads as asked: "auto" or a count
+    threads_used: dict[str, Any] | None = None  # thread count -> training steps run with it
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object, in field order, without the ``None`` entries; ``status`` only
@@ -60,7 +62,7 @@ class RunMetrics:
     @classmethod
     def scalar_keys(cls) -> list[str]:
         """The one-value keys, in file order (for summary tables)."""
-        return [f.name for f in dataclasses.fields(cls) if f.name not in ("test", "error")]
+        return [f.name for f in dataclasses.fields(cls) if f.name not in ("test", "error", "threads_used")]
 
     @classmethod
     def from_dict(cls, data: Any, path: str | Path = "metrics.json") -> RunMetrics:

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from . import checkpoint, fileio, nn, rundir
-from .builders import build_optimizer, build_schedule_from_config
+from . import checkpoint, fileio, nn, rundir, threads
+from .builders import build_model, build_optimizer, build_schedule_from_config, input_shape
 from .config import Config, ConfigError, to_dict
 from .data import (
     CLASS_NAMES,
@@ -26,7 +26,6 @@ from .data import (
     train_val_split,
 )
 from .memory import model_size
-from .models import build_model, input_shape
 from .run_metrics import RunMetrics
 from .rundir import (
     CHECKPOINTS_DIR,
@@ -221,6 +220,7 @@ def _train(
 ) -> dict[str, Any]:
     rngs = seeds(cfg)
     data = prepare_data(cfg, data_dir)
+    threads.set_num_threads(cfg.train.threads)  # the weights' bits do not depend on it
     model = build_model(cfg.model, rngs["init"], cfg.train.dtype)
     steps_per_epoch = -(-len(data.train) // cfg.train.batch_size)
     optimizer = build_optimizer(model.parameters(), cfg.optim)
@@ -308,6 +308,10 @@ def _train(
         seconds_per_epoch=round(seconds / max(len(epochs), 1), 3),
         train_loss=epochs[-1]["loss"],
         train_accuracy=epochs[-1]["accuracy"],
+        # what train.threads asked for and, with auto, training steps run at each count
+        threads=str(threads.get_setting()),
+        threads_used={str(k): v for k, v in sorted(threads.usage().items())}
+        or {str(threads.get_num_threads()): len(epochs) * steps_per_epoch},
     )
     if val_loader is not None:
         best = max(epochs, key=lambda e: e["val_accuracy"])

@@ -22,10 +22,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 
 # barenet's builders and training loop: imported here, in one place.
-from .builders import build_optimizer
+from .builders import build_model, build_optimizer
 from .config import validate
 from .data import DataLoader
-from .models import build_model
 from .nn import CrossEntropyLoss
 from .nn.loss import softmax
 from .train.callbacks import EarlyStopping

@@ -127,7 +127,7 @@ def test_mlp_all_grads(seed: int) -> None:
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
     ours.zero_grad()
     loss = loss_fn(ours(x), y)
-    dx = ours.backward(loss_fn.backward())
+    dx = ours.backward(loss_fn.backward(), input_grad=True)
     xt = t(x, grad=True)
     lt = F.cross_entropy(ref(xt), torch.from_numpy(y), label_smoothing=0.05)
     lt.backward()

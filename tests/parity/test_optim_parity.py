@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from barenet.nn.module import Parameter
-from barenet.optim import SGD, Adam, AdamW, RMSprop, clip_grad_norm_, grad_norm
+from barenet.optim import SGD, Adam, AdamW, RMSprop, clip_grad_norm_, grad_norm, param_groups
 
 STEPS = 5
 RTOL = 1e-6
@@ -74,6 +74,9 @@ CASES = [
     (SGD, torch.optim.SGD, {"lr": 0.05, "momentum": 0.8, "dampening": 0.3}),
     (SGD, torch.optim.SGD, {"lr": 0.05, "momentum": 0.9, "nesterov": True}),
     (SGD, torch.optim.SGD, {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.1}),
+    (SGD, torch.optim.SGD, {"lr": 0.1, "weight_decay": 0.2}),
+    (SGD, torch.optim.SGD, {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.1}),
+    (SGD, torch.optim.SGD, {"lr": 0.05, "momentum": 0.8, "dampening": 0.3, "weight_decay": 0.1}),
     (Adam, torch.optim.Adam, {}),
     (Adam, torch.optim.Adam, {"lr": 0.01, "betas": (0.8, 0.95), "eps": 1e-6}),
     (Adam, torch.optim.Adam, {"lr": 0.01, "weight_decay": 0.1}),
@@ -85,6 +88,8 @@ CASES = [
     (RMSprop, torch.optim.RMSprop, {"lr": 0.01, "centered": True}),
     (RMSprop, torch.optim.RMSprop, {"lr": 0.01, "centered": True, "momentum": 0.5, "alpha": 0.9}),
     (RMSprop, torch.optim.RMSprop, {"lr": 0.01, "weight_decay": 0.1, "momentum": 0.3}),
+    (RMSprop, torch.optim.RMSprop, {"lr": 0.01, "weight_decay": 0.1, "centered": True}),
+    (AdamW, torch.optim.AdamW, {"lr": 0.01, "weight_decay": 0.1}),
 ]
 
 
@@ -95,58 +100,66 @@ def case_id(case) -> str:
 
 @pytest.mark.parametrize("seed", range(len(CASES)), ids=[case_id(c) for c in CASES])
 def test_optimizer_matches_torch(seed: int) -> None:
-    """Default construction: biases skip weight decay; torch gets the equivalent two groups."""
+    """Same arguments, same parameter list: weight decay on every parameter, biases
+    included, exactly as torch; one group, so get_last_lr() has one value."""
     ours_cls, torch_cls, kw = CASES[seed]
     rng = np.random.default_rng(seed)
     params = make_params(rng)
     tparams = to_torch(params)
     ours = ours_cls(params, **kw)
-    wd = ours.defaults["weight_decay"]
-    if wd > 0:
-        spec = [{"params": [0, 2]}, {"params": [1, 3], "weight_decay": 0.0}]
-        assert [g["weight_decay"] for g in ours.param_groups] == [wd, 0.0]
-        assert [len(g["params"]) for g in ours.param_groups] == [2, 2]
-    else:
-        spec = [{"params": [0, 1, 2, 3]}]
-        assert len(ours.param_groups) == 1
+    assert len(ours.param_groups) == 1
+    theirs = torch_cls(tparams, **kw)
+    run_side_by_side(ours, theirs, params, tparams, rng)
+    compare_state(ours, theirs)
+
+
+WD_CASES = [c for c in CASES if c[2].get("weight_decay", 0) > 0 or c[0] is AdamW]
+
+
+@pytest.mark.parametrize("case", WD_CASES, ids=[case_id(c) for c in WD_CASES])
+def test_param_groups_without_bias_decay_match_torch(case) -> None:
+    """param_groups(...) (the config's decay_bias: false) == torch with the same groups."""
+    ours_cls, torch_cls, kw = case
+    kw = dict(kw)
+    wd = kw.pop("weight_decay", 1e-2)
+    rng = np.random.default_rng(17)
+    params = make_params(rng)
+    tparams = to_torch(params)
+    ours = ours_cls(param_groups(params, wd), **kw)
+    spec = [{"params": [0, 2], "weight_decay": wd}, {"params": [1, 3], "weight_decay": 0.0}]
     theirs = torch_cls(torch_groups(tparams, spec), **kw)
     run_side_by_side(ours, theirs, params, tparams, rng)
     compare_state(ours, theirs)
 
 
-@pytest.mark.parametrize(
-    "ours_cls,torch_cls,kw",
-    [
-        (SGD, torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.2}),
-        (Adam, torch.optim.Adam, {"lr": 0.01, "weight_decay": 0.2}),
-        (AdamW, torch.optim.AdamW, {"lr": 0.01, "weight_decay": 0.2}),
-        (RMSprop, torch.optim.RMSprop, {"lr": 0.01, "weight_decay": 0.2}),
-    ],
-)
-def test_decay_bias_true_decays_everything(ours_cls, torch_cls, kw) -> None:
-    rng = np.random.default_rng(7)
-    params = make_params(rng)
-    tparams = to_torch(params)
-    ours = ours_cls(params, decay_bias=True, **kw)
-    assert len(ours.param_groups) == 1
-    theirs = torch_cls(tparams, **kw)
-    run_side_by_side(ours, theirs, params, tparams, rng)
-
-
-def test_biases_skip_decay_differs_from_decaying_them() -> None:
-    """Guard for the test above: decaying biases does change the result."""
+def test_decaying_biases_changes_the_result() -> None:
+    """Guard for the tests above: with or without bias decay really differ."""
     rng = np.random.default_rng(3)
     params = make_params(rng)
+    spared = [Parameter(p.data.copy(), no_decay=p.no_decay) for p in params]
+    AdamW(params, lr=0.05, weight_decay=0.5).step()  # zero grads: only the decay acts
+    AdamW(param_groups(spared, 0.5), lr=0.05).step()
+    np.testing.assert_allclose(params[0].data, spared[0].data, rtol=RTOL)
+    assert not np.allclose(params[1].data, spared[1].data)
+
+
+def test_get_last_lr_one_value_per_group() -> None:
+    from barenet.optim import StepLR
+
+    rng = np.random.default_rng(2)
+    params = make_params(rng)
     tparams = to_torch(params)
-    ours = AdamW(params, lr=0.05, weight_decay=0.5)
-    theirs = torch.optim.AdamW(tparams, lr=0.05, weight_decay=0.5)  # decays biases too
-    ours.step()  # zero grads: only the decoupled decay (and a zero Adam step) acts
-    theirs_grads = [torch.zeros_like(t) for t in tparams]
-    for t, g in zip(tparams, theirs_grads, strict=True):
-        t.grad = g
-    theirs.step()
-    np.testing.assert_allclose(params[0].data, tparams[0].detach().numpy(), rtol=RTOL)
-    assert not np.allclose(params[1].data, tparams[1].detach().numpy())
+    ours = StepLR(AdamW(params, lr=0.01, weight_decay=0.1), step_size=2, gamma=0.5)
+    theirs = torch.optim.lr_scheduler.StepLR(
+        torch.optim.AdamW(tparams, lr=0.01, weight_decay=0.1), step_size=2, gamma=0.5
+    )
+    for _ in range(3):
+        ours.optimizer.step()
+        theirs.optimizer.step()
+        ours.step()
+        theirs.step()
+        assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr())
+    assert len(ours.get_last_lr()) == 1
 
 
 @pytest.mark.parametrize(

@@ -121,7 +121,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from .. import rundir
-    from ..models import build_model
+    from ..builders import build_model
     from ..runner import load_run
 
     run = Path(args.run_dir)

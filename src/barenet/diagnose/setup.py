@@ -10,9 +10,8 @@ from typing import Any
 import numpy as np
 
 from .. import nn
-from ..builders import build_optimizer, build_schedule_from_config
+from ..builders import build_model, build_optimizer, build_schedule_from_config
 from ..config import Config
-from ..models import build_model
 from ..optim import Optimizer, clip_grad_norm_, grad_norm
 from ..runner import Data, make_loader, prepare_data, seeds
 

@@ -4,18 +4,39 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import parallel
 from .module import Module
 
 
 class ReLU(Module):
-    """y = max(x, 0);  dy/dx = 1[x > 0]."""
+    """y = max(x, 0);  dy/dx = 1[x > 0]. Large arrays are split between barenet's threads
+    (exact: the same bits on any count); outputs keep the input's memory layout."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self._mask = x > 0
-        return x * self._mask
+        parts = parallel.outer_slices(x)
+        if len(parts) == 1:
+            self._mask = x > 0
+            return x * self._mask
+        mask, y = np.empty_like(x, dtype=bool), np.empty_like(x)
+
+        def part(sl: tuple[slice, ...]) -> None:
+            np.greater(x[sl], 0, out=mask[sl])
+            np.multiply(x[sl], mask[sl], out=y[sl])
+
+        parallel.run([lambda sl=sl: part(sl) for sl in parts])
+        self._mask = mask
+        return y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        return grad_out * self._mask
+        mask = self._mask
+        parts = parallel.outer_slices(mask)
+        if len(parts) == 1:
+            return grad_out * mask
+        dx = np.empty_like(mask, dtype=grad_out.dtype)  # mask's (= x's) layout
+        parallel.run(
+            [lambda sl=sl: np.multiply(grad_out[sl], mask[sl], out=dx[sl]) for sl in parts]
+        )
+        return dx
 
 
 class LeakyReLU(Module):

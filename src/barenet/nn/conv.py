@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from . import parallel
 from .init import as_rng, init_bias, init_weight
-from .module import DEFAULT_DTYPE, Module, Parameter
+from .module import DEFAULT_DTYPE, Module, Parameter, match_dtype
 
 IntPair = int | tuple[int, int]
 
@@ -14,34 +17,10 @@ IntPair = int | tuple[int, int]
 # between being written and being read by its GEMM. 128 KB - 1 MB measured equally fast
 # on LeNet-5, 4 MB 1.6x slower per step.
 BLOCK_BYTES = 512 * 1024
-
-
-# OpenBLAS runs a GEMM on more threads once m*n*k reaches 2**19 (two threads; its
-# GEMM_MULTITHREAD_THRESHOLD). For GEMMs this small the hand-off gains little on a quiet
-# machine and costs up to a scheduler time slice per call on a busy one, so small conv GEMMs
-# are split into column chunks below it. Measured on LeNet-5 with other jobs holding the
-# cores: 60 -> 39 ms per step at 2 BLAS threads, unchanged (~12 ms) at 1 thread.
-SERIAL_MNK = 1 << 19
-# From this size on (~0.2 ms of single-core work) a GEMM is left whole: threads pay off,
-# and chunks of under 2**19 would be too thin to run fast even on one core. Measured on
-# the Fashion CNN's 32 -> 64 conv (GEMMs of 33M and 154M m*n*k) at 2 threads: forward
-# 15.0 -> 7.8 ms, backward 34.6 -> 18.5 ms; 1 thread: 15.5 -> 12.5 and 36.6 -> 28.3 ms.
-PARALLEL_MNK = 1 << 23
-
-
-def _chunked(a: np.ndarray, n_chunks: int) -> np.ndarray:
-    """View (n_chunks, rows, cols / n_chunks) of a (rows, cols) matrix: one matmul call
-    then runs one GEMM per column chunk."""
-    return a.reshape(a.shape[0], n_chunks, -1).transpose(1, 0, 2)
-
-
-def _n_chunks(cols: int, mn: int) -> int:
-    """Number of equal column chunks keeping each GEMM's m*n*k below SERIAL_MNK (1 if no
-    divisor of ``cols`` near the minimum does, or if the GEMM reaches PARALLEL_MNK)."""
-    if cols * mn >= PARALLEL_MNK:
-        return 1
-    least = -(-cols * mn // SERIAL_MNK)
-    return next((s for s in range(least, 4 * least + 1) if cols % s == 0), 1)
+# From this many output channels on, forward computes each block's GEMM transposed.
+TRANSPOSED_FROM = 32
+# Fewest GEMM rows (input channels x kernel rows) per dx task.
+DX_ROWS = 48
 
 
 def pair(v: IntPair, name: str = "value") -> tuple[int, int]:
@@ -72,6 +51,11 @@ class Conv2d(Module):
     cols. Measured on LeNet-5 (batch 128): 16% faster per training step than one cached
     im2col with column-blocked GEMMs, which was itself 2-5x faster on the GEMMs than
     unblocked.
+
+    The blocks are the tasks barenet's threads share (``nn.parallel``), and dx is computed
+    in channel groups, each writing its own channels: blocks and groups depend only on the
+    shapes, and partial dW sums are added in block order, so the bits do not depend on the
+    number of threads.
 
     Images are the innermost axis in memory (C, H, W, N): every kernel tap is a view
     whose contiguous runs are OW*N (stride 1) or N elements long, so the im2col copies and
@@ -148,6 +132,7 @@ class Conv2d(Module):
         return slice(tap * dilation, tap * dilation + stride * (n_out - 1) + 1, stride)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        x = match_dtype(x, self.weight.data.dtype, self)
         n, c, h, w = x.shape
         if c != self.in_channels:
             raise ValueError(f"expected {self.in_channels} input channels, got {c}")
@@ -163,66 +148,83 @@ class Conv2d(Module):
         self._cache = (x.shape, buf, (oh, ow))
         win = self._windows(buf, oh, ow)
         wmat = self.weight.data.reshape(o, k)
-        blocks = self._row_blocks(oh, ow, n)
-        cols = np.empty((c, kh, kw, blocks[0][1], ow, n), dtype=dtype)
+        # Many output channels: (cols^T W^T)^T, i.e. the GEMM with the long side as M,
+        # then one transposing copy, is ~1.3x faster in OpenBLAS than W cols (measured on
+        # the 32 -> 64 3x3 conv's blocks, 64 x 288 x 1408: 30 against 22 GFLOP/s per core).
+        w_t = np.ascontiguousarray(wmat.T) if o >= TRANSPOSED_FROM else None
+        bias = None if self.bias is None else self.bias.data[:, None]
         y = np.empty((o, oh, ow, n), dtype=dtype)
-        for r0, r1 in blocks:
-            cb = cols[:, :, :, : r1 - r0]
+
+        def block(r0: int, r1: int) -> None:
+            cb = np.empty((c, kh, kw, r1 - r0, ow, n), dtype=dtype)
             cb[...] = win[:, :, :, r0:r1]  # im2col of this block, cache-resident
-            cb, yb = cb.reshape(k, -1), y[:, r0:r1].reshape(o, -1)
-            parts = _n_chunks(cb.shape[1], o * k)
-            np.matmul(wmat, _chunked(cb, parts), out=_chunked(yb, parts))
-            if self.bias is not None:
-                yb += self.bias.data[:, None]
+            yb = y[:, r0:r1].reshape(o, -1)
+            if w_t is None:
+                np.matmul(wmat, cb.reshape(k, -1), out=yb)
+            else:
+                yb[...] = (cb.reshape(k, -1).T @ w_t).T
+            if bias is not None:
+                yb += bias
+
+        parallel.run([partial(block, r0, r1) for r0, r1 in self._row_blocks(oh, ow, n)])
         return y.transpose(3, 0, 1, 2)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         """Adds dW, db; returns dx, or None when ``needs_input_grad`` is False (Module)."""
         (n, c, h, w), buf, (oh, ow) = self._cache
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
-            self.kernel_size,
-            self.stride,
-            self.padding,
-            self.dilation,
-        )
+        (kh, kw), (ph, pw) = self.kernel_size, self.padding
         o, dtype, k = self.out_channels, buf.dtype, c * kh * kw
         win = self._windows(buf, oh, ow)
         blocks = self._row_blocks(oh, ow, n)
-        cols = np.empty((c, kh, kw, blocks[0][1], ow, n), dtype=dtype)
         # images innermost, like y; free when grad_out has forward's layout
         g = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0), dtype=dtype)
-        dw_t = np.zeros((k, o), dtype=dtype)
-        for r0, r1 in blocks:
-            cb, gb = cols[:, :, :, : r1 - r0], g[:, r0:r1]
+        dw_parts: list = [None] * len(blocks)
+        db_parts: list = [None] * len(blocks)
+
+        def block(b: int, r0: int, r1: int) -> None:
+            cb = np.empty((c, kh, kw, r1 - r0, ow, n), dtype=dtype)
             cb[...] = win[:, :, :, r0:r1]  # recomputed rather than cached: cheaper here
+            gb = g[:, r0:r1].reshape(o, -1)
             # dW^T = cols g^T: OpenBLAS is ~2x faster this way round than g cols^T.
-            cb, gb = cb.reshape(k, -1), gb.reshape(o, -1)
-            parts = _n_chunks(cb.shape[1], o * k)
-            dw_t += (_chunked(cb, parts) @ _chunked(gb, parts).transpose(0, 2, 1)).sum(axis=0)
-        self.weight.grad += dw_t.T.reshape(self.weight.shape)
+            dw_parts[b] = cb.reshape(k, -1) @ gb.T
+            db_parts[b] = gb.sum(axis=1)
+
+        parallel.run([partial(block, b, r0, r1) for b, (r0, r1) in enumerate(blocks)])
+        self.weight.grad += _ordered_sum(dw_parts).T.reshape(self.weight.shape)
         if self.bias is not None:
-            self.bias.grad += g.sum(axis=(1, 2, 3))
+            self.bias.grad += _ordered_sum(db_parts)
         if not self.needs_input_grad:
             return None
-        # dx: taps overlap, so they are summed one at a time. Per kernel column j:
-        # dcols_j = W[..., j]^T g holds taps (c, i, j) for all i (C*kh rows: kw times less
-        # memory traffic than all of dcols at once); its kh taps go into a full-height
-        # strip (for stride 1, shifts by whole rows: contiguous adds of OH*OW*N elements),
-        # then the strip into the input columns that kernel column j reads.
-        g = g.reshape(o, -1)
         dbuf = np.zeros(buf.shape, dtype=dtype)
-        strip = np.empty((c, dbuf.shape[1], ow, n), dtype=dtype)
-        dcols = np.empty((c * kh, oh * ow * n), dtype=dtype)
-        parts = _n_chunks(g.shape[1], o * c * kh)
+        # groups of >= DX_ROWS GEMM rows (c * kh): thinner GEMMs stream g once per group
+        # for too little work (32 -> 64 3x3 conv at 1 thread: 2 groups 87 ms, 16: 147 ms)
+        parts = min(parallel.n_tasks(o * k * oh * ow * n, max_tasks=c), max(1, k // kw // DX_ROWS))
+        groups = parallel.split(c, parts)
+        parallel.run([partial(self._input_grad, g, dbuf, c0, c1) for c0, c1 in groups])
+        return dbuf[:, ph : ph + h, pw : pw + w].transpose(3, 0, 1, 2)  # x's layout
+
+    def _input_grad(self, g: np.ndarray, dbuf: np.ndarray, c0: int, c1: int) -> None:
+        """dx for input channels [c0, c1) into ``dbuf`` (C, Hp, Wp, N), from g (O, OH, OW, N).
+
+        Taps overlap, so they are summed one at a time. Per kernel column j:
+        dcols_j = W[:, c0:c1, :, j]^T g holds taps (c, i, j) for all i (kw times less memory
+        traffic than all of dcols at once); its kh taps go into a full-height strip (for
+        stride 1, shifts by whole rows: contiguous adds of OH*OW*N elements), then the
+        strip into the input columns that kernel column j reads."""
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
+        o, oh, ow, n = g.shape
+        cg = c1 - c0
+        g = g.reshape(o, -1)
+        strip = np.empty((cg, dbuf.shape[1], ow, n), dtype=dbuf.dtype)
+        dcols = np.empty((cg * kh, oh * ow * n), dtype=dbuf.dtype)
         for j in range(kw):
-            w_j = np.ascontiguousarray(self.weight.data[..., j].reshape(o, c * kh).T)
-            np.matmul(w_j, _chunked(g, parts), out=_chunked(dcols, parts))
-            taps = dcols.reshape(c, kh, oh, ow, n)
+            w_j = np.ascontiguousarray(self.weight.data[:, c0:c1, :, j].reshape(o, cg * kh).T)
+            np.matmul(w_j, g, out=dcols)
+            taps = dcols.reshape(cg, kh, oh, ow, n)
             strip[...] = 0
             for i in range(kh):
                 strip[:, self._span(i, oh, sh, dh)] += taps[:, i]
-            dbuf[:, :, self._span(j, ow, sw, dw)] += strip
-        return dbuf[:, ph : ph + h, pw : pw + w].transpose(3, 0, 1, 2)  # x's layout
+            dbuf[c0:c1, :, self._span(j, ow, sw, dw)] += strip
 
     def extra_repr(self) -> str:
         return (
@@ -230,3 +232,11 @@ class Conv2d(Module):
             f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
             f"bias={self.bias is not None}"
         )
+
+
+def _ordered_sum(parts: list[np.ndarray]) -> np.ndarray:
+    """Sum of per-block partial results, always in block order (thread-count independent)."""
+    total = parts[0]
+    for p in parts[1:]:
+        total += p
+    return total

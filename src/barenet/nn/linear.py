@@ -5,13 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from .init import as_rng, init_bias, init_weight
-from .module import DEFAULT_DTYPE, Module, Parameter
+from .module import DEFAULT_DTYPE, Module, Parameter, match_dtype
+from .parallel import matmul
 
 
 class Linear(Module):
     """y = x W^T + b.  x: (N, in), W: (out, in), b: (out,), y: (N, out).
 
     Backward: dW += g^T x, db += sum_n g, dx = g W (None if ``needs_input_grad`` is False).
+    The GEMMs run on barenet's threads (``nn.parallel``): the same bits on any thread count.
     """
 
     def __init__(
@@ -36,20 +38,21 @@ class Linear(Module):
         self._x: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        x = match_dtype(x, self.weight.data.dtype, self)
         self._x = x
-        y = x @ self.weight.data.T
+        y = matmul(x, self.weight.data.T)
         if self.bias is not None:
             y += self.bias.data
         return y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         x = self._x
-        self.weight.grad += grad_out.T @ x
+        self.weight.grad += matmul(grad_out.T, x)
         if self.bias is not None:
             self.bias.grad += grad_out.sum(axis=0)
         if not self.needs_input_grad:
             return None
-        return grad_out @ self.weight.data
+        return matmul(grad_out, self.weight.data)
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"

@@ -8,10 +8,29 @@ dL/d(input). There is no autograd: the chain rule is written out per layer.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 
 DEFAULT_DTYPE = np.float32
+
+
+class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict(strict=False)`` did not load (torch's ``_IncompatibleKeys``)."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+def match_dtype(x: np.ndarray, dtype: np.dtype, layer: object) -> np.ndarray:
+    """``x`` in the layer's parameter dtype: cast once (the first layer does it, so the rest
+    of the network computes in the model's dtype, never silently in float64)."""
+    x = np.asarray(x)
+    if x.dtype == dtype:
+        return x
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"{type(layer).__name__} takes numbers, got an array of {x.dtype}")
+    return x.astype(dtype)
 
 
 class Parameter:
@@ -23,7 +42,8 @@ class Parameter:
         # asarray(order="C"), not ascontiguousarray: the latter turns a 0-d scalar into shape (1,).
         self.data = np.asarray(data, order="C")
         self.grad = np.zeros_like(self.data)
-        # Biases and norm scales skip weight decay by default (see optim.param_groups).
+        # Biases and norm scales: optim.param_groups puts them in a group without weight
+        # decay (the config's default); optimizers themselves decay what they are given.
         self.no_decay = no_decay
 
     @property
@@ -49,9 +69,9 @@ class Module:
     """
 
     training: bool = True
-    # False on a network's first layer when nobody needs dL/d(input) (the input is data):
-    # layers that honour it (Linear) skip that product and return None from backward, as
-    # torch skips it for inputs that don't require grad. Saves one of Linear's three GEMMs.
+    # False when nobody needs dL/d(input) (the input is data): layers that honour it (Linear,
+    # Conv2d) skip that product and return None from backward, as torch skips it for inputs
+    # that don't require grad. ``Sequential.backward`` sets it on its first trainable layer.
     needs_input_grad: bool = True
 
     def __init__(self) -> None:
@@ -59,11 +79,17 @@ class Module:
         self._buffers: dict[str, np.ndarray] = {}
 
     # -- the maths -----------------------------------------------------------
-    def forward(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(
+            f"{type(self).__name__} has no forward(x): define it, caching what backward needs"
+        )
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        raise NotImplementedError(
+            f"{type(self).__name__} has no backward(grad_out). barenet has no autograd: write "
+            "backward(self, grad_out) that adds dL/dparam into each Parameter's .grad and "
+            "returns dL/dinput (see 'Writing your own layer' in the README)"
+        )
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
@@ -147,10 +173,14 @@ class Module:
         state.update({name: np.array(b, copy=True) for name, b in self.named_buffers()})
         return state
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+    def load_state_dict(
+        self, state: dict[str, np.ndarray], strict: bool = True
+    ) -> IncompatibleKeys:
         """Copy arrays in after checking every name, shape and dtype kind (ValueError naming
-        the mismatch). Like PyTorch, float64 values load into a float32 model (cast); unlike a
-        bare cast, floats never load into integer buffers, nor non-numbers anywhere."""
+        the mismatch). As in PyTorch: ``strict=False`` loads the names both sides have and
+        returns the others as ``(missing_keys, unexpected_keys)``; shapes must match either
+        way; float64 values load into a float32 model (cast). Unlike a bare cast, floats
+        never load into integer buffers, nor non-numbers anywhere."""
         # Every name of every array: a tied parameter (or shared module) has several, as
         # in PyTorch's state dicts; barenet's own state dicts list the first one only.
         names: dict[str, np.ndarray] = {n: p.data for n, p in self.named_parameters("", False)}
@@ -160,12 +190,13 @@ class Module:
             aliases.setdefault(id(arr), []).append(name)
         missing = sorted(ns[0] for ns in aliases.values() if not any(n in state for n in ns))
         unexpected = sorted(set(state) - set(names))
-        if missing or unexpected:
+        if strict and (missing or unexpected):
             raise ValueError(
                 f"state dict does not match the model: missing {missing or 'none'}, "
                 f"unexpected {unexpected or 'none'}"
             )
-        for name in sorted(state):
+        known = sorted(set(state) & set(names))
+        for name in known:
             target, src = names[name], np.asarray(state[name])
             if src.shape != target.shape:
                 raise ValueError(
@@ -177,8 +208,9 @@ class Module:
                 raise ValueError(
                     f"dtype mismatch for '{name}': checkpoint {src.dtype}, model {target.dtype}"
                 )
-        for name in state:  # only after every check passed: all or nothing
+        for name in known:  # only after every check passed: all or nothing
             names[name][...] = state[name]
+        return IncompatibleKeys(missing, unexpected)
 
     def to(self, dtype: np.dtype | type) -> Module:
         """Cast every parameter (and floating buffer) to ``dtype`` in place; returns self."""
@@ -205,7 +237,17 @@ class Module:
 
 
 class Sequential(Module):
-    """Layers applied in order; backward runs them in reverse. Names are ``0.weight`` etc."""
+    """Layers applied in order; backward runs them in reverse. Names are ``0.weight`` etc.
+
+    ``backward(g)`` fills every parameter's ``.grad`` and, like PyTorch for an input that
+    does not require grad, does not compute dL/d(input): it stops at the first layer with
+    parameters (its dx product skipped) and returns None. ``backward(g, input_grad=True)``,
+    or ``model.input_grad = True`` once, computes and returns dL/d(input) too (saliency
+    maps, adversarial examples, gradcheck). Inside a model of your own, call
+    ``part.backward(g, input_grad=True)`` on every Sequential whose input is not the data.
+    """
+
+    input_grad: bool = False  # the default of backward's ``input_grad``
 
     def __init__(self, *layers: Module) -> None:
         super().__init__()
@@ -218,12 +260,33 @@ class Sequential(Module):
             x = layer.forward(x)
         return x
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
-        for layer in reversed(self.layers):
-            grad_out = layer.backward(grad_out)
-            if grad_out is None:  # needs_input_grad=False: the layers below get no gradient
-                break
+    def backward(self, grad_out: np.ndarray, input_grad: bool | None = None) -> np.ndarray | None:
+        """Backpropagate ``grad_out`` (dL/d(output)); returns dL/d(input) if ``input_grad``
+        (default: the ``input_grad`` attribute, False), else None."""
+        layers = self.layers
+        input_grad = self.input_grad if input_grad is None else input_grad
+        # Below the first trainable layer nothing needs a gradient unless the input does.
+        first = len(layers) if input_grad else self._first_trainable()
+        if first < 0:  # nothing trainable, no input gradient wanted: nothing to do
+            return None
+        for i in range(len(layers) - 1, -1, -1):
+            layer, needed = layers[i], i > first or input_grad
+            if isinstance(layer, Sequential):
+                grad_out = layer.backward(grad_out, input_grad=needed)
+            else:
+                layer.needs_input_grad = needed
+                grad_out = layer.backward(grad_out)
+            if not needed:
+                return None
         return grad_out
+
+    def _first_trainable(self) -> int:
+        """Index of the first layer holding parameters (cached: layers only get appended)."""
+        cached = self.__dict__.get("_first")
+        if cached is None or cached[0] != len(self.layers):
+            idx = next((i for i, m in enumerate(self.layers) if m.parameters()), -1)
+            cached = self._first = (len(self.layers), idx)
+        return cached[1]
 
     def __getitem__(self, i: int) -> Module:
         return self.layers[i]

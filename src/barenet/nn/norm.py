@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .module import DEFAULT_DTYPE, Module, Parameter
+from .module import DEFAULT_DTYPE, Module, Parameter, match_dtype
 
 
 class _BatchNorm(Module):
@@ -51,6 +51,7 @@ class _BatchNorm(Module):
             )
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        x = match_dtype(x, self._buffers["running_mean"].dtype, self)
         self._check(x)
         axes = (0,) + tuple(range(2, x.ndim))
         shape = (1, -1) + (1,) * (x.ndim - 2)

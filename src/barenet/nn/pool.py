@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from . import parallel
 from .conv import IntPair, pair
 from .layout import empty_in_order, memory_order
 from .module import Module
@@ -41,7 +42,8 @@ class _Pool2d(Module):
             raise ValueError("padding must be at most half the kernel size (as in PyTorch)")
         self._cache: tuple | None = None
 
-    def _geometry(self, h: int, w: int) -> tuple[int, int]:
+    def output_shape(self, h: int, w: int) -> tuple[int, int]:
+        """(OH, OW) for an (H, W) input: (H + 2 ph - kh) // sh + 1, likewise W."""
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         oh = (h + 2 * ph - kh) // sh + 1
         ow = (w + 2 * pw - kw) // sw + 1
@@ -141,17 +143,50 @@ class MaxPool2d(_Pool2d):
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        oh, ow = self._geometry(*x.shape[2:])
+        oh, ow = self.output_shape(*x.shape[2:])
+        parts = parallel.outer_slices(x, axis=1)  # channel groups, one per thread
+        if len(parts) == 1:
+            out, iw, ih = self._forward_part(x, oh, ow)
+        else:  # exact work: the same bits as in one piece
+            n, c, h, _ = x.shape
+            order, idx = memory_order(x), np.uint8 if max(self.kernel_size) <= 256 else np.int32
+            out = empty_in_order((n, c, oh, ow), order, x.dtype)
+            iw = empty_in_order((n, c, h + 2 * self.padding[0], ow), order, idx)
+            ih = empty_in_order((n, c, oh, ow), order, idx)
+
+            def part(sl: tuple[slice, ...]) -> None:
+                out[sl], iw[sl], ih[sl] = self._forward_part(x[sl], oh, ow)
+
+            parallel.run([lambda sl=sl: part(sl) for sl in parts])
+        self._cache = (x.shape, memory_order(x), iw, ih)
+        return out
+
+    def _forward_part(self, x: np.ndarray, oh: int, ow: int) -> tuple[np.ndarray, ...]:
         xp = self._padded(x, -np.inf)
         rows, iw = _argmax_taps(self._taps(xp, 3, ow, dense=True))  # (N, C, Hp, OW)
         out, ih = _argmax_taps(self._taps(rows, 2, oh, dense=True))  # (N, C, OH, OW)
-        self._cache = (x.shape, xp.shape, memory_order(x), iw, ih)
-        return out
+        return out, iw, ih
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        x_shape, xp_shape, order, iw, ih = self._cache
+        x_shape, order, iw, ih = self._cache
+        parts = parallel.outer_slices(grad_out, axis=1)
+        if len(parts) == 1:
+            return self._backward_part(grad_out, iw, ih, x_shape, order)
+        dx = empty_in_order(x_shape, order, grad_out.dtype)
+
+        def part(sl: tuple[slice, ...]) -> None:
+            shape = (x_shape[0], iw[sl].shape[1], *x_shape[2:])
+            dx[sl] = self._backward_part(grad_out[sl], iw[sl], ih[sl], shape, order)
+
+        parallel.run([lambda sl=sl: part(sl) for sl in parts])
+        return dx
+
+    def _backward_part(
+        self, grad_out: np.ndarray, iw: np.ndarray, ih: np.ndarray, x_shape: tuple, order: tuple
+    ) -> np.ndarray:
         oh, ow = ih.shape[2:]
-        dtype = grad_out.dtype
+        (ph, pw), dtype = self.padding, grad_out.dtype
+        xp_shape = (*x_shape[:2], x_shape[2] + 2 * ph, x_shape[3] + 2 * pw)
 
         def routed(g: np.ndarray, idx: np.ndarray):
             return lambda t, out: np.multiply(g, idx == t, out=out)
@@ -166,7 +201,7 @@ class AvgPool2d(_Pool2d):
     (PyTorch's ``count_include_pad=True``).  Backward spreads g / (kh*kw) over the window."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        oh, ow = self._geometry(*x.shape[2:])
+        oh, ow = self.output_shape(*x.shape[2:])
         xp = self._padded(x, 0.0)
         rows = _sum(self._taps(xp, 3, ow, dense=True))
         out = _sum(self._taps(rows, 2, oh, dense=True))

@@ -2,7 +2,7 @@
 
 from .adam import Adam, AdamW
 from .clip import clip_grad_norm_, grad_norm
-from .optimizer import Optimizer
+from .optimizer import Optimizer, param_groups
 from .plateau import ReduceLROnPlateau
 from .rmsprop import RMSprop
 from .schedule import (
@@ -18,7 +18,16 @@ from .schedule import (
 )
 from .sgd import SGD
 
+# name -> class: the optimizer names the config accepts (barenet.config derives them)
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "sgd": SGD,
+    "adam": Adam,
+    "adamw": AdamW,
+    "rmsprop": RMSprop,
+}
+
 __all__ = [
+    "OPTIMIZERS",
     "SCHEDULES",
     "SGD",
     "Adam",
@@ -36,4 +45,5 @@ __all__ = [
     "build_schedule",
     "clip_grad_norm_",
     "grad_norm",
+    "param_groups",
 ]

@@ -28,7 +28,6 @@ class Adam(Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         amsgrad: bool = False,
-        decay_bias: bool = False,
     ) -> None:
         defaults = {
             "lr": float(lr),
@@ -37,7 +36,7 @@ class Adam(Optimizer):
             "weight_decay": float(weight_decay),
             "amsgrad": bool(amsgrad),
         }
-        super().__init__(params, defaults, decay_bias)
+        super().__init__(params, defaults)
 
     def _check_hyper(self, group: dict[str, Any]) -> None:
         super()._check_hyper(group)
@@ -60,14 +59,12 @@ class Adam(Optimizer):
         t = state["step"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
         a, b = self._temps(p, 2)
-        g = p.grad
-        if wd != 0:
-            if self._decoupled:
+        if self._decoupled:
+            g = p.grad
+            if wd != 0:
                 p.data *= 1.0 - lr * wd
-            else:
-                np.multiply(p.data, wd, out=a)
-                a += g
-                g = a
+        else:
+            g = self._l2(p, wd, a)
         # m.lerp_(g, 1 - b1) and v = b2 v + (1 - b2) g^2, without temporaries.
         np.subtract(g, m, out=b)
         b *= 1.0 - b1
@@ -90,10 +87,8 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """torch.optim.AdamW: Adam with decoupled decay ``p <- p (1 - lr wd)`` before the step.
-
-    Parameters flagged ``no_decay`` get ``weight_decay=0`` unless ``decay_bias=True``.
-    """
+    """torch.optim.AdamW: Adam with decoupled decay ``p <- p (1 - lr wd)`` before the step
+    (on every parameter given; see ``param_groups`` to spare biases)."""
 
     _decoupled = True
 
@@ -105,6 +100,5 @@ class AdamW(Adam):
         eps: float = 1e-8,
         weight_decay: float = 1e-2,
         amsgrad: bool = False,
-        decay_bias: bool = False,
     ) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, decay_bias)
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)

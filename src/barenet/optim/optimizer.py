@@ -5,39 +5,48 @@ The update rules live in ``sgd.py``, ``adam.py`` (Adam, AdamW) and
 tests hold to 1e-6.
 
 Parameter groups work as in torch: ``params`` is either an iterable of
-``Parameter`` or a list of dicts ``{"params": [...], "lr": ..., ...}`` whose
-missing hyperparameters are filled from the optimizer's defaults. Given a plain
-parameter list and ``weight_decay > 0``, parameters flagged ``no_decay``
-(biases, norm scales) are moved to a second group with ``weight_decay=0``
-unless ``decay_bias=True``. Explicit groups are used as given.
+``Parameter`` (one group) or a list of dicts ``{"params": [...], "lr": ..., ...}`` whose
+missing hyperparameters are filled from the optimizer's defaults. As in torch, weight
+decay applies to EVERY parameter given; ``param_groups(model, weight_decay)`` builds the
+usual two groups in which biases and norm parameters skip it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
-from ..nn.module import Parameter
+from .. import threads
+from ..nn.module import Module, Parameter
 
 ParamsArg = Iterable[Parameter] | Iterable[dict[str, Any]]
 
 
-def _split_no_decay(
-    params: list[Parameter], weight_decay: float, decay_bias: bool
+def param_groups(
+    params: Module | Iterable[Parameter],
+    weight_decay: float,
+    no_decay: Callable[[str, Parameter], bool] | None = None,
 ) -> list[dict[str, Any]]:
-    """One group, or two when ``no_decay`` parameters must skip weight decay."""
-    if weight_decay == 0 or decay_bias:
-        return [{"params": params}]
-    decay = [p for p in params if not p.no_decay]
-    skip = [p for p in params if p.no_decay]
-    groups: list[dict[str, Any]] = []
-    if decay:
-        groups.append({"params": decay})
-    if skip:
-        groups.append({"params": skip, "weight_decay": 0.0})
-    return groups
+    """Two parameter groups: ``{"params": decayed, "weight_decay": weight_decay}`` and
+    ``{"params": skipped, "weight_decay": 0.0}`` (an empty one is left out).
+
+    ``no_decay(name, param)`` picks the skipped ones; by default the parameters flagged
+    ``no_decay`` (biases and BatchNorm weights and biases, as the layers create them).
+    ``params`` is a Module (names are its dotted ``named_parameters``) or Parameters
+    (names are their positions). ``optim.SGD(param_groups(model, 1e-4), lr=0.1)``.
+    """
+    named = (
+        list(params.named_parameters())
+        if isinstance(params, Module)
+        else [(str(i), p) for i, p in enumerate(params)]
+    )
+    skip = no_decay or (lambda name, p: p.no_decay)
+    decayed = [p for n, p in named if not skip(n, p)]
+    skipped = [p for n, p in named if skip(n, p)]
+    groups = [{"params": decayed, "weight_decay": float(weight_decay)}] if decayed else []
+    return groups + ([{"params": skipped, "weight_decay": 0.0}] if skipped else [])
 
 
 class Optimizer:
@@ -50,9 +59,7 @@ class Optimizer:
             concatenation of all groups' ``params`` (torch's state-dict indexing).
     """
 
-    def __init__(
-        self, params: ParamsArg, defaults: dict[str, Any], decay_bias: bool = False
-    ) -> None:
+    def __init__(self, params: ParamsArg, defaults: dict[str, Any]) -> None:
         self.defaults = dict(defaults)
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[int, dict[str, Any]] = {}
@@ -65,7 +72,7 @@ class Optimizer:
         if all(isinstance(g, dict) for g in items):
             groups = items
         elif all(isinstance(p, Parameter) for p in items):
-            groups = _split_no_decay(items, float(defaults.get("weight_decay", 0.0)), decay_bias)
+            groups = [{"params": items}]
         else:
             raise TypeError("params must be Parameters or param-group dicts, not a mix")
         for group in groups:
@@ -132,11 +139,22 @@ class Optimizer:
             for p in group["params"]:
                 self._update(p, self.state.setdefault(index, {}), group)
                 index += 1
+        threads.tick()  # one training step ended: "auto" threads time it
 
     def _update(
         self, p: Parameter, state: dict[str, Any], group: dict[str, Any]
     ) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    @staticmethod
+    def _l2(p: Parameter, wd: float, out: np.ndarray) -> np.ndarray:
+        """The gradient with L2 decay, ``grad + wd * p`` (written into ``out``), or ``grad``
+        itself when ``wd`` is 0: the coupled weight decay of SGD, Adam and RMSprop."""
+        if wd == 0:
+            return p.grad
+        np.multiply(p.data, wd, out=out)
+        out += p.grad
+        return out
 
     # -- persistence -----------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

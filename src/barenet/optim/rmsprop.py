@@ -27,7 +27,6 @@ class RMSprop(Optimizer):
         weight_decay: float = 0.0,
         momentum: float = 0.0,
         centered: bool = False,
-        decay_bias: bool = False,
     ) -> None:
         defaults = {
             "lr": float(lr),
@@ -37,7 +36,7 @@ class RMSprop(Optimizer):
             "momentum": float(momentum),
             "centered": bool(centered),
         }
-        super().__init__(params, defaults, decay_bias)
+        super().__init__(params, defaults)
 
     def _check_hyper(self, group: dict[str, Any]) -> None:
         super()._check_hyper(group)
@@ -59,11 +58,7 @@ class RMSprop(Optimizer):
                 state["grad_avg"] = np.zeros_like(p.data)
         state["step"] += 1
         a, b = self._temps(p, 2)
-        g = p.grad
-        if wd != 0:
-            np.multiply(p.data, wd, out=a)
-            a += g
-            g = a
+        g = self._l2(p, wd, a)
         sq = state["square_avg"]
         sq *= alpha
         np.multiply(g, g, out=b)

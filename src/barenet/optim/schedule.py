@@ -229,7 +229,16 @@ class CyclicLR(LRSchedule):
         return self.cycle_base[i] + (self.cycle_max[i] - self.cycle_base[i]) * scale * amp
 
 
-SCHEDULES = ("constant", "step", "multistep", "exponential", "cosine", "cyclic", "plateau")
+# name -> class: the names the config accepts (barenet.config derives them from here)
+SCHEDULES: dict[str, type] = {
+    "constant": ConstantLR,
+    "step": StepLR,
+    "multistep": MultiStepLR,
+    "exponential": ExponentialLR,
+    "cosine": CosineAnnealingLR,
+    "cyclic": CyclicLR,
+    "plateau": ReduceLROnPlateau,
+}
 
 
 def build_schedule(
@@ -243,7 +252,7 @@ def build_schedule(
 
     - "step": ``step_size=max(1, R // 3)``, ``gamma=0.1``
     - "multistep": ``milestones=[R // 2, 3 R // 4]``, ``gamma=0.1``
-    - "exponential": ``gamma`` so that the lr falls to 1% over R steps
+    - "exponential": ``gamma`` (per step, as torch) so that the lr falls to 1% over R steps
     - "cosine": ``T_max=max(1, R)``, ``eta_min=0``
     - "cyclic": per group ``base_lr=initial/100``, ``max_lr=initial``, one
       triangle over the run (``step_size_up=max(1, R // 2)``)
@@ -253,27 +262,20 @@ def build_schedule(
     key = name.lower()
     if key not in SCHEDULES:
         raise ValueError(f"unknown schedule {name!r}; allowed: {', '.join(SCHEDULES)}")
-    if key == "plateau":
-        return ReduceLROnPlateau(optimizer, **kwargs)
     if total_steps < 0:
         raise ValueError(f"total_steps must be >= 0, got {total_steps}")
     rest = max(1, int(total_steps) - int(kwargs.get("warmup_steps", 0)))
-    if key == "constant":
-        return ConstantLR(optimizer, **kwargs)
     if key == "step":
         kwargs.setdefault("step_size", max(1, rest // 3))
-        return StepLR(optimizer, **kwargs)
-    if key == "multistep":
+    elif key == "multistep":
         kwargs.setdefault("milestones", [rest // 2, 3 * rest // 4])
-        return MultiStepLR(optimizer, **kwargs)
-    if key == "exponential":
+    elif key == "exponential":
         kwargs.setdefault("gamma", 0.01 ** (1.0 / rest))
-        return ExponentialLR(optimizer, **kwargs)
-    if key == "cosine":
+    elif key == "cosine":
         kwargs.setdefault("T_max", rest)
-        return CosineAnnealingLR(optimizer, **kwargs)
-    initial = [float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
-    kwargs.setdefault("base_lr", [lr / 100.0 for lr in initial])
-    kwargs.setdefault("max_lr", initial)
-    kwargs.setdefault("step_size_up", max(1, rest // 2))
-    return CyclicLR(optimizer, **kwargs)
+    elif key == "cyclic":
+        initial = [float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
+        kwargs.setdefault("base_lr", [lr / 100.0 for lr in initial])
+        kwargs.setdefault("max_lr", initial)
+        kwargs.setdefault("step_size_up", max(1, rest // 2))
+    return SCHEDULES[key](optimizer, **kwargs)

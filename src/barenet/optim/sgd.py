@@ -26,7 +26,6 @@ class SGD(Optimizer):
         dampening: float = 0.0,
         nesterov: bool = False,
         weight_decay: float = 0.0,
-        decay_bias: bool = False,
     ) -> None:
         defaults = {
             "lr": float(lr),
@@ -35,7 +34,7 @@ class SGD(Optimizer):
             "nesterov": bool(nesterov),
             "weight_decay": float(weight_decay),
         }
-        super().__init__(params, defaults, decay_bias)
+        super().__init__(params, defaults)
 
     def _check_hyper(self, group: dict[str, Any]) -> None:
         super()._check_hyper(group)
@@ -47,11 +46,7 @@ class SGD(Optimizer):
     def _update(self, p: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
         lr, wd, mom = group["lr"], group["weight_decay"], group["momentum"]
         a, b = self._temps(p, 2)
-        g = p.grad
-        if wd != 0:
-            np.multiply(p.data, wd, out=a)
-            a += g
-            g = a
+        g = self._l2(p, wd, a)
         if mom != 0:
             buf = state.get("momentum_buffer")
             if buf is None:

@@ -21,9 +21,8 @@ from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
-from threadpoolctl import threadpool_limits
 
-from .. import fileio
+from .. import fileio, threads
 from ..config import ConfigError, to_dict, validate
 from ..errors import UserError
 from ..rundir import BEST_DIR, search_out
@@ -158,8 +157,8 @@ def run_worker(job: StudyJob, index: int = 0, parallel: bool = False) -> int:
 
 
 def _worker_main(job: StudyJob, index: int) -> None:
-    """Entry point of a spawned worker: one BLAS thread, so N workers share N cores."""
-    threadpool_limits(1)
+    """Entry point of a spawned worker: one compute thread, so N workers share N cores."""
+    threads.cap(1)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
         with sigterm_as_interrupt():
@@ -226,10 +225,9 @@ def run_study(job: StudyJob, describe: str = "") -> SearchResult:
         try:
             with sigterm_as_interrupt():
                 if job.workers == 1:
-                    # one BLAS thread here too: results do not depend on --workers, and a lone
-                    # worker does not fight other jobs for the cores (--workers: parallelism)
-                    with threadpool_limits(1):
-                        run_worker(job, 0)
+                    # a lone worker uses the config's train.threads (the bits do not depend
+                    # on the thread count, so results still do not depend on --workers)
+                    run_worker(job, 0)
                     pids, codes = [os.getpid()], [0]
                 else:
                     pids, codes = _spawn(job)

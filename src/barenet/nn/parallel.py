@@ -1,0 +1,178 @@
+"""barenet's own threads: heavy layer work split into tasks fixed by the shapes alone.
+
+OpenBLAS runs single-threaded inside barenet (``pin_blas``, applied by ``import barenet``)
+and the layers cut their GEMMs and im2col blocks into tasks whose boundaries depend only
+on the array shapes. ``run(tasks)`` executes them on ``get_num_threads()`` threads (the
+calling one included) that claim tasks one at a time. Two consequences, both measured:
+
+- **Bits do not depend on the thread count.** Every task does the same arithmetic on the
+  same slice whoever runs it, and partial sums are combined in task order, so 1, 2 or 8
+  threads give bit-identical weights. (OpenBLAS's own threading does not: its results for
+  the same product differ between 1 and 2 threads.)
+- **No collapse on a busy machine.** OpenBLAS's threads spin in lock-step, so with another
+  busy process a 2-thread GEMM waits for whichever thread lost its core (LeNet-5: 2-7x
+  slower). Here a thread that gets no CPU simply claims fewer tasks; the caller runs the
+  rest itself.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from functools import partial
+
+import numpy as np
+
+# A GEMM below this many multiply-adds (m*n*k) is one task: ~0.05 ms of single-core work,
+# where waking a second thread costs about as much as it saves.
+SERIAL_MNK = 1 << 21
+# Target multiply-adds per task above it: ~0.2 ms single-core, a few tasks per GEMM, so a
+# thread that loses its core holds back little work. (At one thread, the MLP's 128x784x256
+# GEMMs cut in 2-6 column blocks measured within 5% of one whole GEMM; 3-4 were fastest.)
+TASK_MNK = 1 << 23
+MAX_TASKS = 16
+
+_threads = 1
+_workers: list[queue.SimpleQueue] = []
+_lock = threading.Lock()
+
+
+def _reset_after_fork() -> None:  # the child has no worker threads, only their queues
+    global _workers, _lock
+    _workers, _lock = [], threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def pin_blas() -> bool:
+    """Run BLAS single-threaded in this process (barenet parallelises itself). True if a
+    BLAS library was found and set."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - a declared dependency
+        return False
+    controller = ThreadpoolController()
+    controller.limit(limits=1, user_api="blas")
+    return bool(controller.select(user_api="blas").lib_controllers)
+
+
+def set_threads(n: int) -> None:
+    """Use ``n`` >= 1 threads (the caller plus n - 1 workers, started on first use)."""
+    global _threads
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"number of threads must be >= 1, got {n}")
+    _threads = n
+
+
+def get_threads() -> int:
+    return _threads
+
+
+class _Job:
+    """Tasks claimed one at a time by whichever thread asks next."""
+
+    __slots__ = ("tasks", "next", "left", "lock", "done", "error")
+
+    def __init__(self, tasks: Sequence[Callable[[], object]]) -> None:
+        self.tasks, self.next, self.left = tasks, 0, len(tasks)
+        self.lock, self.done, self.error = threading.Lock(), threading.Event(), None
+
+    def work(self) -> None:
+        while True:
+            with self.lock:
+                i = self.next
+                if i >= len(self.tasks):
+                    return
+                self.next = i + 1
+            try:
+                self.tasks[i]()
+            except BaseException as e:  # re-raised in the calling thread
+                self.error = e
+            with self.lock:
+                self.left -= 1
+                if self.left == 0:
+                    self.done.set()
+
+
+def _worker(jobs: queue.SimpleQueue) -> None:
+    while True:
+        jobs.get().work()
+
+
+def run(tasks: Sequence[Callable[[], object]]) -> None:
+    """Run every task once, on up to ``get_threads()`` threads; returns when all are done."""
+    helpers = min(_threads, len(tasks)) - 1
+    if helpers <= 0:
+        for task in tasks:
+            task()
+        return
+    with _lock:
+        while len(_workers) < helpers:
+            q: queue.SimpleQueue = queue.SimpleQueue()
+            threading.Thread(target=_worker, args=(q,), daemon=True, name="barenet").start()
+            _workers.append(q)
+    job = _Job(tasks)
+    for q in _workers[:helpers]:
+        q.put(job)
+    job.work()
+    job.done.wait()
+    if job.error is not None:
+        raise job.error
+
+
+def split(total: int, parts: int, align: int = 1) -> list[tuple[int, int]]:
+    """``parts`` contiguous ranges covering [0, total), boundaries multiples of ``align``."""
+    step = -(-total // max(1, parts))
+    step = -(-step // align) * align
+    return [(lo, min(total, lo + step)) for lo in range(0, total, step)]
+
+
+def n_tasks(work: int, max_tasks: int = MAX_TASKS) -> int:
+    """Tasks for ``work`` multiply-adds: 1 below SERIAL_MNK, else ~work / TASK_MNK (>= 2)."""
+    if work < SERIAL_MNK:
+        return 1
+    return max(2, min(max_tasks, work // TASK_MNK))
+
+
+# Element-wise work on arrays this large (elements) is split between threads.
+ELEMENTWISE_MIN = 1 << 18
+
+
+def outer_slices(a: np.ndarray, axis: int | None = None) -> list[tuple[slice, ...]]:
+    """Index tuples cutting ``a`` along ``axis`` (default: its outermost axis in memory)
+    into one part per thread, or one whole part at one thread or below ELEMENTWISE_MIN.
+    Only for exact work (comparisons, copies, products of two numbers): the split may then
+    follow the thread count without changing a bit."""
+    if axis is None:
+        axis = max(range(a.ndim), key=lambda ax: abs(a.strides[ax])) if a.ndim else 0
+    if _threads == 1 or a.size < ELEMENTWISE_MIN or a.ndim == 0:
+        return [(slice(None),)]
+    lead = (slice(None),) * axis
+    return [(*lead, slice(lo, hi)) for lo, hi in split(a.shape[axis], min(a.shape[axis], _threads))]
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b`` for 2-D arrays, cut into row (or column) blocks fixed by the shapes and run
+    by ``run``: the same bits on any number of threads."""
+    m, k = a.shape
+    n = b.shape[1]
+    if out is None:
+        out = np.empty((m, n), dtype=np.result_type(a, b))
+    parts = n_tasks(m * n * k)
+    if parts == 1:
+        return np.matmul(a, b, out=out)
+    rows = m >= n  # cut the longer side
+
+    def part(lo: int, hi: int) -> None:
+        if rows:
+            np.matmul(a[lo:hi], b, out=out[lo:hi])
+        else:
+            np.matmul(a, b[:, lo:hi], out=out[:, lo:hi])
+
+    run([partial(part, lo, hi) for lo, hi in split(m if rows else n, parts, 16)])
+    return out
