@@ -27,6 +27,7 @@ HISTORY_FILE = "history.csv"  # one row per epoch
 METRICS_FILE = "metrics.json"  # final metrics
 PLOTS_DIR = "plots"  # ``barenet plot`` default output
 REPORT_FILE = "report.html"  # ``barenet report`` default output (also in experiment folders)
+ONNX_FILE = "model.onnx"  # ``barenet export`` default output
 
 # -- a search folder -----------------------------------------------------------------------
 SEARCH_FILE = "search.yaml"  # the resolved search, self-contained

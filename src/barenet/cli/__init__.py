@@ -11,11 +11,11 @@ import argparse
 import os
 import sys
 
-from . import experiment, run, search, viz
+from . import experiment, predict, run, search, viz
 from .common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, user_errors
 
 # Each module registers its subcommands, in this order in ``barenet --help``.
-COMMAND_MODULES = (run, search, experiment, viz)
+COMMAND_MODULES = (run, search, experiment, viz, predict)
 
 DESCRIPTION = "barenet: train, search, test and draw NumPy neural networks."
 
