@@ -9,7 +9,7 @@ const labelEl = document.getElementById("label");
 const confEl = document.getElementById("confidence");
 const errorEl = document.getElementById("error");
 const explainEl = document.getElementById("explain");
-const LINE_WIDTH = 18;  // ~ MNIST's stroke once the digit is scaled to 20 px
+const LINE_WIDTH = 22;  // ~ MNIST's stroke once the digit is scaled to 20 px
 let classes = [];
 let drawing = false, dirty = false, inFlight = false, pending = null, lastSent = 0;
 let last = null;
