@@ -27,11 +27,15 @@ def session(proto: onnx.ModelProto) -> ort.InferenceSession:
 
 
 def batched(model: nn.Module, x: np.ndarray, size: int = 1000) -> np.ndarray:
-    return np.concatenate([np.asarray(model.forward(x[i : i + size])) for i in range(0, len(x), size)])
+    return np.concatenate(
+        [np.asarray(model.forward(x[i : i + size])) for i in range(0, len(x), size)]
+    )
 
 
 def run_onnx(sess: ort.InferenceSession, x: np.ndarray, size: int = 1000) -> np.ndarray:
-    return np.concatenate([sess.run(None, {"input": x[i : i + size]})[0] for i in range(0, len(x), size)])
+    return np.concatenate(
+        [sess.run(None, {"input": x[i : i + size]})[0] for i in range(0, len(x), size)]
+    )
 
 
 def warm_batch_norm(model: nn.Module, rng: np.random.Generator) -> None:
@@ -102,7 +106,10 @@ def test_every_layer_and_symbolic_batch():
 def test_non_divisible_adaptive_pool():
     rng = np.random.default_rng(1)
     model = nn.Sequential(
-        nn.Conv2d(1, 3, 5, rng=rng), nn.AdaptiveAvgPool2d((5, 7)), nn.Flatten(), nn.Linear(105, 4, rng=rng)
+        nn.Conv2d(1, 3, 5, rng=rng),
+        nn.AdaptiveAvgPool2d((5, 7)),
+        nn.Flatten(),
+        nn.Linear(105, 4, rng=rng),
     ).eval()
     x = rng.standard_normal((5, 1, 28, 28)).astype(np.float32)
     out = session(to_onnx(model, (1, 28, 28))).run(None, {"input": x})[0]
@@ -112,7 +119,9 @@ def test_non_divisible_adaptive_pool():
 def test_float64_model_exports_double():
     # (onnxruntime's CPU provider has no double Conv, so an MLP is what it can run)
     rng = np.random.default_rng(2)
-    model = nn.Sequential(nn.Linear(784, 32, rng=rng), nn.BatchNorm1d(32), nn.Tanh(), nn.Linear(32, 10, rng=rng))
+    model = nn.Sequential(
+        nn.Linear(784, 32, rng=rng), nn.BatchNorm1d(32), nn.Tanh(), nn.Linear(32, 10, rng=rng)
+    )
     warm_batch_norm(model, rng)
     model.to(np.float64).eval()
     proto = to_onnx(model, (784,))

@@ -127,7 +127,9 @@ def test_cli_plain_and_json(mlp_run, uci_files, capsys):
     got = json.loads(out)
     assert [g["file"] for g in got] == [str(p) for p in paths]
     for g, r in zip(got, expected, strict=True):
-        assert g["class"] == r["class"] and g["probability"] == pytest.approx(r["probability"], abs=1e-5)
+        assert g["class"] == r["class"] and g["probability"] == pytest.approx(
+            r["probability"], abs=1e-5
+        )
         assert [t["class"] for t in g["top"]] == [t["class"] for t in r["top"]]
         assert set(g["top"][0]) == {"class", "name", "probability"}
 

@@ -101,7 +101,9 @@ def test_api_predict_explain_mlp(mlp_client):
     w = predictor.model.layers[0].weight.data[first["unit"]].reshape(28, 28)
     img = np.array(first["image"])
     assert img.shape == (28, 28)
-    assert (np.sign(img.astype(int) - 128) == np.sign(np.round(127.5 * w / abs(w).max()))).mean() > 0.9
+    assert (
+        np.sign(img.astype(int) - 128) == np.sign(np.round(127.5 * w / abs(w).max()))
+    ).mean() > 0.9
 
 
 def test_api_predict_explain_cnn(cnn_run):
@@ -152,7 +154,9 @@ def test_never_writes_to_the_run_folder(mlp_run):
         client.get("/")
         client.get("/api/model")
         for data in (digit_png(), b"junk"):
-            client.post("/api/predict?explain=1", content=data, headers={"Content-Type": "image/png"})
+            client.post(
+                "/api/predict?explain=1", content=data, headers={"Content-Type": "image/png"}
+            )
     assert snapshot(mlp_run) == before
 
 
@@ -191,7 +195,10 @@ def test_cli_serve_loopback_by_default(mlp_run):
         info = httpx.get(url + "api/model", timeout=30).json()
         assert info["dataset"] == "mnist"
         r = httpx.post(
-            url + "api/predict", content=digit_png(), headers={"Content-Type": "image/png"}, timeout=30
+            url + "api/predict",
+            content=digit_png(),
+            headers={"Content-Type": "image/png"},
+            timeout=30,
         )
         assert r.status_code == 200 and 0 <= r.json()["class"] <= 9
     finally:
@@ -209,7 +216,11 @@ def test_cli_serve_bad_run_and_busy_port(tmp_path, mlp_run):
         busy.listen()
         port = str(busy.getsockname()[1])
         r = subprocess.run(
-            [*cmd, str(mlp_run), "--port", port], capture_output=True, text=True, env=env, timeout=120
+            [*cmd, str(mlp_run), "--port", port],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
         )
     assert r.returncode == 2 and "cannot listen on 127.0.0.1:" + port in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1

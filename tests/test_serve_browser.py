@@ -60,7 +60,9 @@ def draw_with_mouse(driver, pad, points):
     actions.move_to_element_with_offset(pad, *points[0]).click_and_hold()
     for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
         for t in (0.25, 0.5, 0.75, 1.0):  # several moves per segment, like a real hand
-            actions.move_to_element_with_offset(pad, round(x0 + t * (x1 - x0)), round(y0 + t * (y1 - y0)))
+            actions.move_to_element_with_offset(
+                pad, round(x0 + t * (x1 - x0)), round(y0 + t * (y1 - y0))
+            )
     actions.release().perform()
 
 
@@ -76,11 +78,15 @@ def draw_with_finger(driver, pad, points):
 
 def wait_for_prediction(driver):
     WebDriverWait(driver, 60).until(
-        lambda d: d.find_element(By.ID, "label").text not in ("", "–")
-        and d.find_element(By.ID, "val-0").text != ""
+        lambda d: (
+            d.find_element(By.ID, "label").text not in ("", "–")
+            and d.find_element(By.ID, "val-0").text != ""
+        )
     )
     label = driver.find_element(By.ID, "label").text
-    values = [float(e.text.rstrip("%")) for e in driver.find_elements(By.CSS_SELECTOR, ".bar-value")]
+    values = [
+        float(e.text.rstrip("%")) for e in driver.find_elements(By.CSS_SELECTOR, ".bar-value")
+    ]
     return label, values
 
 

@@ -134,7 +134,12 @@ def _barenet_layer(m: Any, i: int, rng: np.random.Generator) -> nn.Module:
         return nn.Dropout2d(m.p, rng=rng.spawn(1)[0])
     if isinstance(m, tnn.Dropout):
         return nn.Dropout(m.p, rng=rng.spawn(1)[0])
-    simple = {tnn.ReLU: nn.ReLU, tnn.Sigmoid: nn.Sigmoid, tnn.Tanh: nn.Tanh, tnn.Identity: nn.Identity}
+    simple = {
+        tnn.ReLU: nn.ReLU,
+        tnn.Sigmoid: nn.Sigmoid,
+        tnn.Tanh: nn.Tanh,
+        tnn.Identity: nn.Identity,
+    }
     if type(m) in simple:
         return simple[type(m)]()
     raise InteropError(f"layer {i}: torch.nn.{type(m).__name__} has no barenet counterpart")

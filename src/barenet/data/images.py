@@ -142,9 +142,7 @@ def ink_map(img: Image.Image | np.ndarray) -> np.ndarray:
     g = _array_grey(img) if isinstance(img, np.ndarray) else _grey(img)
     h, w = g.shape
     bh, bw = max(1, round(h * BORDER_FRACTION)), max(1, round(w * BORDER_FRACTION))
-    frame = np.concatenate(
-        [g[:bh].ravel(), g[-bh:].ravel(), g[:, :bw].ravel(), g[:, -bw:].ravel()]
-    )
+    frame = np.concatenate([g[:bh].ravel(), g[-bh:].ravel(), g[:, :bw].ravel(), g[:, -bw:].ravel()])
     bg = float(np.median(frame))
     ink = (bg - g) if bg > 0.5 else (g - bg)
     np.clip(ink, 0.0, None, out=ink)
