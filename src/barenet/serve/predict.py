@@ -100,7 +100,7 @@ class Predictor:
     def explain(self, picture: np.ndarray) -> dict[str, Any]:
         """What the network computes on one (28, 28) uint8 picture, for the web page.
 
-        MLP: the first hidden layer's ``MAX_UNITS`` most active units, each with its
+        MLP: the first hidden layer's ``MAX_UNITS`` most active units (those above 0), each with its
         activation and its incoming weights as a 28x28 image. CNN: the first conv layer's
         feature maps (after its activation). Images are lists of rows of uint8 (0..255);
         weights map 0 to 128 on one symmetric scale per unit.
@@ -120,8 +120,10 @@ class Predictor:
                 break  # the first activation ends the first hidden layer
         act = np.asarray(h[0], np.float64)
         w = np.asarray(layers[0].weight.data, np.float64)
+        order = np.argsort(-act, kind="stable")
+        active = order[act[order] > 0]  # units silent on this input say nothing about it
         units = []
-        for u in np.argsort(-act, kind="stable")[:MAX_UNITS]:
+        for u in (active if len(active) else order)[:MAX_UNITS]:
             wu = w[u].reshape(28, 28) if w.shape[1] == 784 else w[u].reshape(1, -1)
             scale = float(np.abs(wu).max()) or 1.0
             img = np.clip(np.round(127.5 + 127.5 * wu / scale), 0, 255).astype(np.uint8)
