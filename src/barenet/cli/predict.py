@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import socket
 import sys
@@ -93,6 +94,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as e:
         raise UserError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
     host, port = sock.getsockname()[:2]
+    if not ipaddress.ip_address(host).is_loopback:
+        print(f"barenet: warning: {host} is reachable from other machines", file=sys.stderr)
     shown = f"[{host}]" if ":" in host else host
     print(f"serving {args.run_dir} at http://{shown}:{port}/  (Ctrl-C to stop)", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level, access_log=False))
