@@ -19,4 +19,9 @@ def __getattr__(name: str) -> Any:
         from .diagnose.gradcheck import gradcheck
 
         return gradcheck
+    # barenet.predict(run_dir, images), without importing Pillow on every `import barenet`
+    if name == "predict":
+        from .serve.predict import predict
+
+        return predict
     raise AttributeError(f"module 'barenet' has no attribute {name!r}")

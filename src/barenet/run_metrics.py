@@ -62,7 +62,11 @@ class RunMetrics:
     @classmethod
     def scalar_keys(cls) -> list[str]:
         """The one-value keys, in file order (for summary tables)."""
-        return [f.name for f in dataclasses.fields(cls) if f.name not in ("test", "error", "threads_used")]
+        return [
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.name not in ("test", "error", "threads_used")
+        ]
 
     @classmethod
     def from_dict(cls, data: Any, path: str | Path = "metrics.json") -> RunMetrics:

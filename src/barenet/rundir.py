@@ -74,6 +74,7 @@ LR_FIND_PNG = "lr_find.png"
 LR_FIND_JSON = "lr_find.json"
 # What training writes (and a fresh start over an old run replaces).
 RUN_FILES = (CONFIG_FILE, MODEL_FILE, HISTORY_FILE, METRICS_FILE, STATE_FILE)
+ONNX_FILE = "model.onnx"  # ``barenet export`` default output
 
 # -- a search folder -----------------------------------------------------------------------
 SEARCH_FILE = "search.yaml"  # the resolved search, self-contained

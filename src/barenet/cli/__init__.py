@@ -33,7 +33,7 @@ import warnings
 import numpy as np
 
 from .. import __version__
-from . import dashboard, diagnose, experiment, run, search, viz
+from . import dashboard, diagnose, experiment, predict, run, search, viz
 from .common import (
     EXIT_BAD_INPUT,
     EXIT_BROKEN_PIPE,
@@ -46,7 +46,7 @@ from .common import (
 )
 
 # Each module registers its subcommands, in this order in ``barenet --help``.
-COMMAND_MODULES = (run, search, experiment, viz, diagnose, dashboard)
+COMMAND_MODULES = (run, search, experiment, viz, predict, diagnose, dashboard)
 
 DESCRIPTION = "barenet: train, search, test and draw NumPy neural networks."
 

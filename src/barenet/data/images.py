@@ -1,0 +1,205 @@
+"""Users' own images -> the 28x28 uint8 pictures the datasets are made of.
+
+One function, :func:`to_dataset_image`, serves ``barenet predict``, the web page and the
+Python API. Steps, for any PNG/JPEG/BMP/GIF (first frame), size, grey or colour, with alpha:
+
+1. **Grey.** EXIF rotation applied; transparent pixels are composited onto a background that
+   contrasts with the opaque ones (ink drawn on a transparent canvas stays visible).
+2. **Polarity.** Both datasets are light ink on a black background. The paper level ``bg``
+   is the median of a border frame; if it is light, the image is inverted. Then
+   ``ink = clip(|g - bg|, 0) / max`` so grey paper becomes 0 and the darkest stroke 1.
+3. **Layout.** MNIST (as LeCun et al. built it from NIST): crop to the ink's bounding box,
+   scale its longest side to 20 px keeping the aspect ratio (anti-aliased, Lanczos), and
+   place it in 28x28 so that its centre of mass (pixel-index coordinates) lands on
+   (14, 14). Fashion-MNIST (as Zalando built it): crop, longest side to 28 px, centred.
+
+Reading is bounded: files over ``MAX_FILE_BYTES`` and images over ``MAX_PIXELS`` (checked
+from the header, before decoding: no decompression bombs) are refused with
+:class:`ImageError`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import FileError
+from .datasets import IMAGE_SHAPE, canonical_name
+
+MAX_FILE_BYTES = 20 * 1024 * 1024  # a photo from a phone is a few MB
+MAX_PIXELS = 40_000_000  # ~6300 x 6300; Pillow's own bomb limit is 89 M
+FORMATS = ("PNG", "JPEG", "BMP", "GIF")
+# Border frame whose median is the paper level: 1/16 of each side, at least one pixel.
+BORDER_FRACTION = 1 / 16
+# A pixel is ink (for the bounding box) above this fraction of the strongest ink: keeps
+# JPEG ringing and paper texture out of the box.
+INK_THRESHOLD = 0.15
+MNIST_BOX = 20  # longest side of the digit in MNIST
+MNIST_CENTRE = (14.0, 14.0)  # mean centre of mass of MNIST's training digits (row, col)
+
+ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray
+
+
+class ImageError(FileError):
+    """A file that is missing, too large, corrupt or not an image we read."""
+
+
+def _check_size(w: int, h: int, name: str) -> None:
+    if w < 1 or h < 1:
+        raise ImageError(f"{name}: empty image ({w}x{h})")
+    if w * h > MAX_PIXELS:
+        raise ImageError(f"{name}: image too large ({w}x{h} pixels; the limit is {MAX_PIXELS:,})")
+
+
+def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Image.Image:
+    """Decode a PNG/JPEG/BMP/GIF file or its bytes (GIF: the first frame), with bounds."""
+    if isinstance(source, bytes):
+        data, name = source, name or "<image bytes>"
+    else:
+        path = Path(source)
+        name = name or str(path)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise ImageError(f"{name}: no such file") from None
+        except OSError as e:
+            raise ImageError(f"{name}: cannot read: {e.strerror or e}") from None
+        if path.is_dir():
+            raise ImageError(f"{name}: is a folder, not an image")
+        if size > MAX_FILE_BYTES:
+            raise ImageError(f"{name}: file too large ({size:,} bytes; limit {MAX_FILE_BYTES:,})")
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise ImageError(f"{name}: cannot read: {e.strerror or e}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageError(f"{name}: too large ({len(data):,} bytes; limit {MAX_FILE_BYTES:,})")
+    if not data:
+        raise ImageError(f"{name}: empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=FORMATS)
+            _check_size(*img.size, name)  # from the header: nothing decoded yet
+            img.seek(0)
+            img.load()
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image (PNG, JPEG, BMP or GIF)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{name}: image too large (decompression bomb?)") from None
+    except Exception as e:  # truncated or corrupt data: Pillow raises many types
+        msg = " ".join(str(e).split()) or type(e).__name__
+        raise ImageError(f"{name}: corrupt image: {msg}") from None
+    return img
+
+
+def _grey(img: Image.Image) -> np.ndarray:
+    """(H, W) float32 luminance in [0, 1], transparency composited onto a contrasting
+    background."""
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001 - a broken EXIF block is not worth refusing the image
+        pass
+    has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
+    if not has_alpha:
+        return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+    rgba = img.convert("RGBA")
+    lum = np.asarray(rgba.convert("L"), dtype=np.float32) / 255.0
+    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
+    opaque = alpha > 0.5
+    if opaque.all():
+        return lum
+    ink_is_dark = opaque.any() and float(lum[opaque].mean()) < 0.5
+    background = 1.0 if ink_is_dark else 0.0
+    return alpha * lum + (1.0 - alpha) * background
+
+
+def _array_grey(a: np.ndarray) -> np.ndarray:
+    """A NumPy image: (H, W) grey or (H, W, 3/4) colour, uint8 or float in [0, 1]."""
+    a = np.asarray(a)
+    if a.ndim == 3 and a.shape[2] in (3, 4):
+        mode = "RGBA" if a.shape[2] == 4 else "RGB"
+    elif a.ndim == 2:
+        mode = "L"
+    else:
+        raise ImageError(f"an image array must be (H, W) or (H, W, 3|4), got shape {a.shape}")
+    _check_size(a.shape[1], a.shape[0], "<array>")
+    if a.dtype != np.uint8:
+        a = (np.clip(np.nan_to_num(a.astype(np.float64)), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return _grey(Image.fromarray(a, mode))
+
+
+def ink_map(img: Image.Image | np.ndarray) -> np.ndarray:
+    """(H, W) float32 ink in [0, 1]: 0 the paper, 1 the strongest stroke, light-on-dark
+    whatever the image's polarity (steps 1-2 of the module docstring)."""
+    g = _array_grey(img) if isinstance(img, np.ndarray) else _grey(img)
+    h, w = g.shape
+    bh, bw = max(1, round(h * BORDER_FRACTION)), max(1, round(w * BORDER_FRACTION))
+    frame = np.concatenate([g[:bh].ravel(), g[-bh:].ravel(), g[:, :bw].ravel(), g[:, -bw:].ravel()])
+    bg = float(np.median(frame))
+    ink = (bg - g) if bg > 0.5 else (g - bg)
+    np.clip(ink, 0.0, None, out=ink)
+    peak = float(ink.max())
+    return ink / peak if peak > 0 else ink
+
+
+def _crop_to_ink(ink: np.ndarray) -> np.ndarray | None:
+    rows = np.flatnonzero((ink > INK_THRESHOLD).any(axis=1))
+    cols = np.flatnonzero((ink > INK_THRESHOLD).any(axis=0))
+    if not len(rows):
+        return None
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _fit(ink: np.ndarray, longest: int) -> np.ndarray:
+    """Resize so the longest side is ``longest`` px, aspect kept, anti-aliased."""
+    h, w = ink.shape
+    s = longest / max(h, w)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    out = Image.fromarray(ink.astype(np.float32), "F").resize(size, Image.Resampling.LANCZOS)
+    return np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
+
+
+def _place(box: np.ndarray, centre: tuple[float, float] | None) -> np.ndarray:
+    """``box`` in a 28x28 black field: its centre of mass on ``centre``, or (None) centred."""
+    field = np.zeros(IMAGE_SHAPE, np.float32)
+    h, w = box.shape
+    if centre is None:
+        top, left = (IMAGE_SHAPE[0] - h) // 2, (IMAGE_SHAPE[1] - w) // 2
+    else:
+        mass = float(box.sum())
+        cy = float((box.sum(axis=1) * np.arange(h)).sum()) / mass
+        cx = float((box.sum(axis=0) * np.arange(w)).sum()) / mass
+        # clamped so the box stays whole inside the field
+        top = min(max(round(centre[0] - cy), 0), IMAGE_SHAPE[0] - h)
+        left = min(max(round(centre[1] - cx), 0), IMAGE_SHAPE[1] - w)
+    field[top : top + h, left : left + w] = box
+    return field
+
+
+def to_dataset_image(source: ImageSource, dataset: str = "mnist") -> np.ndarray:
+    """A user's image as a (28, 28) uint8 picture laid out like ``dataset``'s images.
+
+    ``source``: a file path, the file's bytes, a PIL image, or an array ((H, W) grey or
+    (H, W, 3|4) colour, uint8 or floats in [0, 1]). An image without ink gives zeros.
+    """
+    name = canonical_name(dataset)
+    if isinstance(source, np.ndarray | Image.Image):
+        img = source
+    else:
+        img = open_image(source)
+    box = _crop_to_ink(ink_map(img))
+    if box is None:
+        return np.zeros(IMAGE_SHAPE, np.uint8)
+    if name == "mnist":
+        field = _place(_fit(box, MNIST_BOX), MNIST_CENTRE)
+    else:
+        field = _place(_fit(box, IMAGE_SHAPE[0]), None)
+    return (field * 255.0 + 0.5).astype(np.uint8)

@@ -1,0 +1,203 @@
+"""barenet.data.images: users' images laid out like MNIST / Fashion-MNIST, and bounded reading."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from barenet.data import images
+from barenet.data.images import ImageError, ink_map, open_image, to_dataset_image
+
+
+def stroke_image(h=200, w=150, dark_ink=True, box=(40, 60, 150, 90)) -> np.ndarray:
+    """A grey page with one filled rectangle of ink (rows top:bottom, cols left:right)."""
+    top, left, bottom, right = box
+    ink = np.zeros((h, w), np.float32)
+    ink[top:bottom, left:right] = 1.0
+    g = 255 * (1 - ink) if dark_ink else 255 * ink
+    return g.astype(np.uint8)
+
+
+def ink_box(pic: np.ndarray) -> tuple[int, int, int, int]:
+    rows, cols = np.flatnonzero(pic.any(1) > 0), np.flatnonzero(pic.any(0) > 0)
+    return rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+
+
+def centre_of_mass(pic: np.ndarray) -> tuple[float, float]:
+    p = pic.astype(np.float64)
+    yy, xx = np.mgrid[: p.shape[0], : p.shape[1]]
+    return (p * yy).sum() / p.sum(), (p * xx).sum() / p.sum()
+
+
+def png_bytes(a: np.ndarray, mode: str | None = None, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(a, mode).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def test_mnist_layout_box_20_aspect_kept_centre_of_mass_14():
+    # a tall thin stroke: 110 x 30 px
+    pic = to_dataset_image(stroke_image(), "mnist")
+    assert pic.shape == (28, 28) and pic.dtype == np.uint8
+    top, bottom, left, right = ink_box(pic > 40)
+    assert bottom - top == 20  # longest side scaled to 20 px
+    assert right - left == pytest.approx(20 * 30 / 110, abs=1.5)  # aspect ratio kept
+    cy, cx = centre_of_mass(pic)
+    assert abs(cy - 14) <= 0.5 and abs(cx - 14) <= 0.5  # whole-pixel shift, as MNIST
+    assert pic.max() >= 250  # light ink on black, like MNIST
+
+
+def test_off_centre_ink_is_moved_to_the_centre():
+    a = to_dataset_image(stroke_image(box=(5, 5, 60, 25)), "mnist")
+    b = to_dataset_image(stroke_image(box=(130, 110, 185, 130)), "mnist")
+    np.testing.assert_array_equal(a, b)
+
+
+def test_polarity_detected_both_ways():
+    dark = to_dataset_image(stroke_image(dark_ink=True), "mnist")
+    light = to_dataset_image(stroke_image(dark_ink=False), "mnist")
+    np.testing.assert_array_equal(dark, light)
+    # grey paper and grey pen: the paper level is removed, the stroke becomes full ink
+    grey = np.where(stroke_image() == 0, 90, 170).astype(np.uint8)
+    np.testing.assert_array_equal(to_dataset_image(grey, "mnist"), dark)
+
+
+def test_fashion_layout_longest_side_28_centred():
+    pic = to_dataset_image(stroke_image(box=(20, 30, 120, 80)), "fashion-mnist")
+    top, bottom, left, right = ink_box(pic > 40)
+    assert (top, bottom) == (0, 28)
+    assert right - left == 14 and left == 7  # 50x100 -> 14x28, centred
+
+
+def test_alpha_transparent_background_either_ink_colour():
+    ink = stroke_image(dark_ink=False)  # 255 where ink
+    expected = to_dataset_image(ink, "mnist")
+    for colour in (20, 235):  # dark ink or light ink, on transparency
+        rgba = np.zeros((*ink.shape, 4), np.uint8)
+        rgba[..., :3] = colour
+        rgba[..., 3] = ink
+        np.testing.assert_array_equal(to_dataset_image(png_bytes(rgba, "RGBA"), "mnist"), expected)
+
+
+def test_colour_and_every_format(tmp_path):
+    grey = stroke_image()
+    expected = to_dataset_image(grey, "mnist")
+    rgb = np.stack([grey, np.maximum(grey, 60), np.maximum(grey, 120)], axis=-1)  # blue-ish pen
+    for fmt, ext in (("PNG", "png"), ("JPEG", "jpg"), ("BMP", "bmp"), ("GIF", "gif")):
+        path = tmp_path / f"x.{ext}"
+        Image.fromarray(rgb, "RGB").save(path, format=fmt)
+        got = to_dataset_image(path, "mnist")
+        tol = 40 if fmt == "JPEG" else 2  # JPEG ringing at the stroke's edges
+        assert np.abs(got.astype(int) - expected).max() <= tol, fmt
+
+
+def test_gif_first_frame(tmp_path):
+    a, b = stroke_image(), stroke_image(box=(20, 20, 60, 130))  # a tall and a wide stroke
+    path = tmp_path / "anim.gif"
+    Image.fromarray(a).save(path, save_all=True, append_images=[Image.fromarray(b)])
+    np.testing.assert_array_equal(to_dataset_image(path), to_dataset_image(a))
+
+
+def test_exif_rotation_applied(tmp_path):
+    img = Image.fromarray(stroke_image())  # tall stroke
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees when shown
+    path = tmp_path / "photo.jpg"
+    img.save(path, exif=exif, quality=95)
+    top, bottom, left, right = ink_box(to_dataset_image(path) > 60)
+    assert right - left == 20 and bottom - top < 10  # shown wide, as the camera meant
+
+
+def test_blank_image_gives_zeros():
+    assert not to_dataset_image(np.full((50, 50), 255, np.uint8)).any()
+    assert not to_dataset_image(np.zeros((3, 3), np.uint8)).any()
+
+
+def test_float_and_tiny_arrays():
+    a = stroke_image().astype(np.float64) / 255
+    np.testing.assert_array_equal(to_dataset_image(a), to_dataset_image(stroke_image()))
+    one = np.zeros((1, 1), np.uint8)
+    assert to_dataset_image(one).shape == (28, 28)
+    with pytest.raises(ImageError, match="shape"):
+        to_dataset_image(np.zeros((4, 4, 2)))
+
+
+def test_mnist_images_keep_their_layout():
+    """An MNIST digit as a user's dark-on-light file comes back almost unchanged."""
+    from barenet.data import load
+
+    x, _ = load("mnist", split="test")
+    diffs = []
+    for digit in x[:50]:
+        back = to_dataset_image(png_bytes(255 - digit), "mnist").astype(float)
+        diffs.append(np.abs(back - digit).mean() / 255)
+    assert np.median(diffs) < 0.03
+
+
+def test_ink_map_range():
+    ink = ink_map(stroke_image())
+    assert ink.min() == 0 and ink.max() == 1
+
+
+# -- bounded, one-line failures ---------------------------------------------------------
+def test_missing_empty_folder_text_truncated(tmp_path):
+    with pytest.raises(ImageError, match="no such file"):
+        open_image(tmp_path / "nope.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(ImageError, match="empty file"):
+        open_image(tmp_path / "empty.png")
+    with pytest.raises(ImageError, match="is a folder"):
+        open_image(tmp_path)
+    (tmp_path / "notes.png").write_text("hello, not an image\n")
+    with pytest.raises(ImageError, match="not an image"):
+        open_image(tmp_path / "notes.png")
+    data = png_bytes(stroke_image())
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageError, match="cut.png: corrupt image"):
+        open_image(tmp_path / "cut.png")
+
+
+def test_other_formats_refused(tmp_path):
+    path = tmp_path / "x.tiff"
+    Image.fromarray(stroke_image()).save(path, format="TIFF")
+    with pytest.raises(ImageError, match="not an image"):
+        open_image(path)
+
+
+def test_file_size_cap(tmp_path, monkeypatch):
+    path = tmp_path / "big.png"
+    path.write_bytes(png_bytes(stroke_image()))
+    monkeypatch.setattr(images, "MAX_FILE_BYTES", 100)
+    with pytest.raises(ImageError, match="too large"):
+        open_image(path)
+    with pytest.raises(ImageError, match="too large"):
+        open_image(path.read_bytes())
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height, with a few bytes of data."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_decompression_bomb_refused_before_decoding():
+    with pytest.raises(ImageError, match="too large"):
+        open_image(_png_claiming(100_000, 100_000))  # 10 G pixels: decoding would never end
+    with pytest.raises(ImageError, match="too large"):
+        open_image(_png_claiming(7000, 7000))  # 49 M pixels, over MAX_PIXELS
