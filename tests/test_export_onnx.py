@@ -9,9 +9,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from barenet.models import build_model, input_shape
 
 from barenet import nn
+from barenet.builders import build_model, input_shape
 from barenet.cli import main
 from barenet.config import load_config
 from barenet.export import MIN_OPSET

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from barenet.models import build_model
 from safetensors.torch import load_file
 from test_export_onnx import CONFIGS, every_layer_model, warm_batch_norm
 
 from barenet import nn
+from barenet.builders import build_model
 from barenet.config import load_config
 from barenet.interop import InteropError, from_torch, to_torch
 from barenet.rundir import MODEL_FILE

@@ -7,12 +7,12 @@ import json
 
 import numpy as np
 import pytest
-from barenet.models import build_model
 from PIL import Image
 from threadpoolctl import threadpool_limits
 from uci_digits import naive_picture, write_digit_files
 
 import barenet
+from barenet.builders import build_model
 from barenet.cli import main
 from barenet.config import load_config
 from barenet.runner import train_run

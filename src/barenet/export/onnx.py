@@ -230,10 +230,10 @@ def export_run(run_dir: str | Path, out: str | Path, opset: int = DEFAULT_OPSET)
     """
     import json
 
+    from ..builders import input_shape
     from ..data import CLASS_NAMES
     from ..data.transforms import DATASET_STATS
     from ..fileio import atomic_write_bytes
-    from ..models import input_shape
     from ..runner import load_run
 
     cfg, model = load_run(run_dir)

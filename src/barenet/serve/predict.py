@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from .. import nn
+from ..builders import input_shape
 from ..config import Config
 from ..data import CLASS_NAMES, preprocess
 from ..data.images import ImageSource, to_dataset_image
-from ..models import input_shape
 
 MAX_UNITS = 12  # MLP: first-layer units shown by ``explain``
 MAX_MAPS = 16  # CNN: first conv layer feature maps shown by ``explain``
