@@ -300,11 +300,15 @@ def _allowed_keys(path: tuple[Any, ...]) -> list[str]:
     return sorted(model.model_fields)
 
 
-def validate(data: dict[str, Any], check_memory: bool = True) -> Config:
+def validate(
+    data: dict[str, Any], check_memory: bool = True, check_data: bool = True
+) -> Config:
     """Build a Config from plain data or raise ConfigError with one line.
 
-    Beyond the schema: the network must fit the dataset's images and classes, and (if
-    ``check_memory``) training it must fit in memory (:func:`barenet.memory.check_fits`).
+    Beyond the schema: (if ``check_data``) the network must fit the dataset's images and
+    classes, and (if ``check_memory``) training it must fit in memory
+    (:func:`barenet.memory.check_fits`). ``check_data=False`` is for models trained on other
+    data than ``data.dataset`` (the scikit-learn estimators).
     """
     if not isinstance(data, dict):
         raise ConfigError(
@@ -316,7 +320,8 @@ def validate(data: dict[str, Any], check_memory: bool = True) -> Config:
         raise ConfigError(_format_error(err)) from None
     except RecursionError:
         raise ConfigError("invalid config: nested too deeply") from None
-    _check_fits_data(cfg)
+    if check_data:
+        _check_fits_data(cfg)
     if check_memory:
         from .memory import check_fits
 

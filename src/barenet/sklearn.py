@@ -111,7 +111,8 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
                     "weight_decay": self.alpha,
                     "momentum": self.momentum,
                 },
-            }
+            },
+            check_data=False,  # the user's features and classes, not data.dataset's
         )
         seeds = np.random.SeedSequence(check_random_state(self.random_state).randint(2**31))
         init, shuffle = (np.random.default_rng(s) for s in seeds.spawn(2))

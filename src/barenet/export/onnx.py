@@ -93,7 +93,7 @@ def _pool(g: _Graph, layer: nn.MaxPool2d | nn.AvgPool2d, name: str) -> None:
     if isinstance(layer, nn.AvgPool2d):
         attrs["count_include_pad"] = 1
     g.add("MaxPool" if isinstance(layer, nn.MaxPool2d) else "AveragePool", name, **attrs)
-    g.shape = (g.shape[0], *layer._geometry(*g.shape[1:]))
+    g.shape = (g.shape[0], *layer.output_shape(*g.shape[1:]))
 
 
 def _adaptive(g: _Graph, layer: nn.AdaptiveAvgPool2d, name: str) -> None:
