@@ -72,7 +72,8 @@ def test_eval_mode_batchnorm_and_the_original_module_is_untouched() -> None:
 
 
 def test_builder_models_check_the_input_gradient_too() -> None:
-    """build_model switches the first layer's input gradient off; gradcheck asks for it."""
+    """A model's backward skips dL/d(input) by default (as torch does); gradcheck asks for it
+    and leaves the user's model as it was."""
     cfg = ModelConfig(
         type="cnn",
         input_shape=(1, 6, 6),
@@ -81,11 +82,16 @@ def test_builder_models_check_the_input_gradient_too() -> None:
         dropout=0.3,
     )
     model = build_model(cfg, rng=1)
-    assert model[0].needs_input_grad is False
+    x = np.random.default_rng(0).standard_normal((3, 1, 6, 6)).astype(np.float32)
+    g = np.ones((3, 3), np.float32)
+    model.forward(x)
+    assert model.backward(g) is None and model.input_grad is False
     report = barenet.gradcheck(model, (3, 1, 6, 6), max_per_tensor=None)
     assert report.passed, report.table()
     assert report.rows[0].name == "input" and report.rows[0].checked == 3 * 36
-    assert model[0].needs_input_grad is False  # the user's model keeps its setting
+    model.forward(x)
+    assert model.backward(g) is None and model.input_grad is False  # the user's model as it was
+    assert model.backward(g, input_grad=True).shape == x.shape
     mlp = build_model(ModelConfig(sizes=[6, 5, 4], activation="tanh"), rng=0)
     rep = barenet.gradcheck(mlp, (4, 6))
     assert rep.passed and rep.torch.startswith("compared with torch.nn.Sequential")

@@ -159,6 +159,9 @@ def test_weights_that_do_not_fit_their_config(run_template, tmp_path):
     state, meta = checkpoint.load_model_file(weights)
     meta["config"]["model"]["sizes"] = [784, 2000, 10]  # affordable, but not these weights
     checkpoint.save_model(weights, state, meta)
+    # first the weights' own config disagrees with config.yaml: a folder mixing two runs
+    assert_refused(barenet("info", run, cwd=tmp_path), "config.yaml", "mixes two runs")
+    fileio.save_yaml(run / "config.yaml", meta["config"])  # now both say 2000: shapes differ
     assert_refused(barenet("info", run, cwd=tmp_path), "do not match")
 
 
@@ -256,7 +259,9 @@ def test_sigterm_exits_143_with_one_line(tmp_path):
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 143
-    assert err.strip().splitlines()[-1] == "barenet: terminated"
+    last = err.strip().splitlines()
+    assert len(last) == 1 and last[0].startswith("barenet: terminated; run "), err
+    assert "resume with: barenet train --resume" in last[0]
 
 
 # -- in-process: the kinds of errors, names, permissions --------------------------------------

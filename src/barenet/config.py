@@ -273,13 +273,19 @@ def _format_error(err: ValidationError) -> str:
     """One line: every failing key path with pydantic's reason."""
     parts = []
     for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "config"
-        msg = e["msg"].removeprefix("Value error, ")
+        loc = ".".join(_key(x) for x in e["loc"]) or "config"
+        msg = " ".join(e["msg"].removeprefix("Value error, ").split())
         if e["type"] == "extra_forbidden":
             parent = e["loc"][:-1]
             msg = f"unknown key (allowed: {', '.join(_allowed_keys(parent))})"
         parts.append(f"{loc}: {msg}")
     return "invalid config: " + "; ".join(parts)
+
+
+def _key(x: Any) -> str:
+    """A key as shown in a message: quoted when it is not a plain name (keeps one line)."""
+    text = str(x)
+    return text if isinstance(x, int) or text.replace("-", "_").isidentifier() else repr(text)
 
 
 def _allowed_keys(path: tuple[Any, ...]) -> list[str]:
@@ -300,9 +306,7 @@ def _allowed_keys(path: tuple[Any, ...]) -> list[str]:
     return sorted(model.model_fields)
 
 
-def validate(
-    data: dict[str, Any], check_memory: bool = True, check_data: bool = True
-) -> Config:
+def validate(data: dict[str, Any], check_memory: bool = True, check_data: bool = True) -> Config:
     """Build a Config from plain data or raise ConfigError with one line.
 
     Beyond the schema: (if ``check_data``) the network must fit the dataset's images and

@@ -11,12 +11,31 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 from pathlib import Path
 from typing import ClassVar
 
 from .errors import FileError, UserError
+
+try:  # POSIX
+    import fcntl
+
+    def _try_lock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+except ImportError:
+    try:  # Windows: a non-blocking lock on the first byte, dropped at exit too
+        import msvcrt
+
+        def _try_lock(fd: int) -> None:
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+
+    except ImportError:  # neither: no lock (as on a file system without flock)
+
+        def _try_lock(fd: int) -> None:
+            raise OSError(errno.ENOSYS, "no file locking on this platform")
+
 
 __all__ = ["FolderBusy", "FolderLock"]
 
@@ -56,6 +75,7 @@ class FolderLock:
             return self
         fd = self._lock_fd()
         os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._held[key] = [fd, 1]
         self._key = key
@@ -68,7 +88,7 @@ class FolderLock:
             except OSError as e:
                 raise FileError(f"cannot lock {self.folder}: {e.strerror or e}") from None
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _try_lock(fd)
             except OSError as e:
                 if e.errno in _NO_LOCKS:  # a file system without flock: the file still says who
                     return fd
@@ -107,7 +127,8 @@ class FolderLock:
 
 def _read_pid(fd: int) -> int | None:
     try:
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        os.lseek(fd, 0, os.SEEK_SET)
+        text = os.read(fd, 32).decode("ascii", "replace").strip()
     except OSError:
         return None
     return int(text) if text.isdigit() else None

@@ -144,12 +144,19 @@ def experiment_out(name: str) -> Path:
 
 
 # -- readers: one per file -----------------------------------------------------------------
+def present(path: str | Path) -> bool:
+    """Whether anything sits at ``path`` (a file, a folder, a FIFO, a dangling link): then
+    the run's reader reads it and refuses what is not a regular file, instead of the run
+    silently behaving as if the file were missing."""
+    return os.path.lexists(path)
+
+
 def check_run_dir(run_dir: str | Path) -> Path:
     """The folder as a Path, or RunFolderError if it is missing or holds no run at all."""
     run = Path(run_dir)
     if not run.is_dir():
         raise RunFolderError(f"run folder not found: {run}")
-    if not any((run / f).is_file() for f in (MODEL_FILE, HISTORY_FILE, CONFIG_FILE)):
+    if not any(present(run / f) for f in (MODEL_FILE, HISTORY_FILE, CONFIG_FILE)):
         raise RunFolderError(
             f"{run} is not a run folder: expected {MODEL_FILE}, {HISTORY_FILE} or {CONFIG_FILE}"
         )
@@ -183,10 +190,10 @@ def read_config(run_dir: str | Path, embedded: Mapping[str, Any] | None = None) 
     if not run.is_dir():
         raise RunFolderError(f"run folder not found: {run}")
     yaml_path, weights = run / CONFIG_FILE, run / MODEL_FILE
-    if embedded is None and weights.is_file():
+    if embedded is None and present(weights):
         embedded = read_weights(run)[1]
     inner = (embedded or {}).get("config")
-    if yaml_path.is_file():
+    if present(yaml_path):
         cfg = _validated(fileio.load_yaml(yaml_path), yaml_path)
         if inner is not None:
             check_same_config(cfg, inner, yaml_path, weights)
@@ -233,11 +240,11 @@ def read_history(path: str | Path) -> History:
     p = Path(path)
     if p.is_dir():
         p = p / HISTORY_FILE
-    if not p.is_file():
+    if not present(p):
         return {}
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+        text = fileio.read_bytes(p, "history").decode("utf-8")
+    except UnicodeDecodeError as e:
         raise FileError(f"cannot read history {p}: {e}") from None
     return parse_history_csv(text)
 
@@ -245,7 +252,7 @@ def read_history(path: str | Path) -> History:
 def read_metrics(run_dir: str | Path) -> RunMetrics | None:
     """``metrics.json`` of a run folder, or None if the run is not complete."""
     p = Path(run_dir) / METRICS_FILE
-    if not p.is_file():
+    if not present(p):
         return None
     return RunMetrics.from_dict(fileio.load_json(p), p)
 
@@ -285,7 +292,7 @@ def read_state_metadata(run_dir: str | Path) -> dict[str, Any] | None:
     from .checkpoint import load_model_file
 
     p = Path(run_dir) / STATE_FILE
-    return load_model_file(p)[1] if p.is_file() else None
+    return load_model_file(p)[1] if present(p) else None
 
 
 def run_status(run_dir: str | Path) -> RunStatus:
@@ -296,7 +303,7 @@ def run_status(run_dir: str | Path) -> RunStatus:
         return RunStatus(metrics.status, metrics.epochs_run or 0, metrics.epochs_run)
     state = read_state_metadata(run) or {}
     total = None
-    if (run / CONFIG_FILE).is_file():
+    if present(run / CONFIG_FILE):
         raw = fileio.load_yaml(run / CONFIG_FILE)
         epochs = raw.get("train", {}).get("epochs") if isinstance(raw, dict) else None
         total = epochs if isinstance(epochs, int) else None

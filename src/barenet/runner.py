@@ -340,7 +340,7 @@ def load_run(run_dir: str | Path) -> tuple[Config, nn.Sequential]:
     run = Path(run_dir)
     if not run.is_dir():
         raise rundir.RunFolderError(f"run folder not found: {run}")
-    if not (run / MODEL_FILE).exists() and (run / CONFIG_FILE).is_file():
+    if not rundir.present(run / MODEL_FILE) and rundir.present(run / CONFIG_FILE):
         status = rundir.run_status(run).describe(run)
         raise rundir.RunFolderError(f"{run} has no {MODEL_FILE} yet: {status}")
     state, meta = rundir.read_weights(run)

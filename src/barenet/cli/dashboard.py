@@ -28,7 +28,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from ..errors import UserError
 
     try:
-        from optuna_dashboard import run_server
+        from optuna_dashboard import wsgi
     except ImportError:
         raise UserError(
             "the dashboard needs optuna-dashboard: pip install -e '.[dashboard]'"
@@ -39,8 +39,39 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         f"optuna-dashboard for {where} at http://{args.host}:{args.port}/ (Ctrl-C stops it)",
         flush=True,
     )
-    run_server(storage, host=args.host, port=args.port)
+    serve_wsgi(wsgi(storage), args.host, args.port)
     return 0
+
+
+def serve_wsgi(app, host: str, port: int) -> None:
+    """Serve ``app`` from a thread; the main thread only waits, so Ctrl-C or SIGTERM always
+    reaches it (raised inside a request, wsgiref would catch and log them) and stops the
+    server cleanly."""
+    import threading
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args: object) -> None:  # no line per request
+            pass
+
+    class Threaded(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    try:
+        server = make_server(host, port, app, server_class=Threaded, handler_class=Quiet)
+    except OSError as e:
+        from ..errors import UserError
+
+        raise UserError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.5)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def register(sub: argparse._SubParsersAction) -> None:

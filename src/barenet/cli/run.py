@@ -126,7 +126,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     run = Path(args.run_dir)
     status = rundir.run_status(run)
-    if (run / rundir.MODEL_FILE).is_file():
+    if rundir.present(run / rundir.MODEL_FILE):
         cfg, model = load_run(run)
         weights = ""
     else:  # killed before its first checkpoint
