@@ -6,7 +6,7 @@ one-line message naming the file or key. Anything else that escapes is a bug: th
 reports it as an internal error (exit 1) with its traceback in a log file.
 
 The family: ``FileError`` (here) -> ``CheckpointError`` (checkpoint.py); ``ConfigError``
-(config.py); ``DataError`` (data/idx.py); ``TrainingDiverged`` (train/trainer.py, also a
+(here); ``DataError`` (data/idx.py); ``TrainingDiverged`` (train/trainer.py, also a
 ``RuntimeError``). ``UserError`` is a ``ValueError``, so ``except ValueError`` still works.
 """
 
@@ -19,3 +19,7 @@ class UserError(ValueError):
 
 class FileError(UserError):
     """A file is missing, unreadable, malformed, or cannot be written."""
+
+
+class ConfigError(UserError):
+    """A config value, file or override that cannot be used. The message is one line."""
