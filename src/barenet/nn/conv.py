@@ -111,18 +111,21 @@ class Conv2d(Module):
             raise ValueError(f"input {h}x{w} is smaller than the (dilated) kernel after padding")
         return oh, ow
 
-    def _windows(self, buf: np.ndarray, oh: int, ow: int) -> np.ndarray:
+    def _windows(
+        self, buf: np.ndarray, oh: int, ow: int, stride: tuple[int, int] | None = None
+    ) -> np.ndarray:
         """View (C, kh, kw, OH, OW, N) of the padded (C, Hp, Wp, N) input:
         [c, i, j, r, q, n] = buf[c, sh r + dh i, sw q + dw j, n]."""
-        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
+        (kh, kw), (dh, dw) = self.kernel_size, self.dilation
+        sh, sw = stride or self.stride
         win = sliding_window_view(buf, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(1, 2))
         win = win[:, : sh * (oh - 1) + 1 : sh, : sw * (ow - 1) + 1 : sw, :, ::dh, ::dw]
         return win.transpose(0, 4, 5, 1, 2, 3)
 
-    def _row_blocks(self, oh: int, ow: int, n: int) -> list[tuple[int, int]]:
+    def _row_blocks(self, oh: int, ow: int, n: int, c: int | None = None) -> list[tuple[int, int]]:
         """Output-row ranges whose im2col block (C*kh*kw, rows*OW*N) is about BLOCK_BYTES."""
         kh, kw = self.kernel_size
-        row_bytes = self.in_channels * kh * kw * ow * n * self.weight.dtype.itemsize
+        row_bytes = (c or self.in_channels) * kh * kw * ow * n * self.weight.dtype.itemsize
         rb = max(1, BLOCK_BYTES // row_bytes)
         return [(r, min(oh, r + rb)) for r in range(0, oh, rb)]
 
@@ -136,8 +139,7 @@ class Conv2d(Module):
         n, c, h, w = x.shape
         if c != self.in_channels:
             raise ValueError(f"expected {self.in_channels} input channels, got {c}")
-        (kh, kw), (ph, pw), o = self.kernel_size, self.padding, self.out_channels
-        dtype, k = self.weight.dtype, c * kh * kw
+        (ph, pw), dtype = self.padding, self.weight.dtype
         oh, ow = self.output_shape(h, w)
         # (C, H, W, N) memory; free when x came from a conv-family layer (see class doc).
         if ph or pw:
@@ -146,13 +148,33 @@ class Conv2d(Module):
         else:
             buf = np.ascontiguousarray(x.transpose(1, 2, 3, 0), dtype=dtype)
         self._cache = (x.shape, buf, (oh, ow))
-        win = self._windows(buf, oh, ow)
-        wmat = self.weight.data.reshape(o, k)
+        bias = None if self.bias is None else self.bias.data
+        y, tasks = self._correlate(buf, self.weight.data, bias, oh, ow, self.stride)
+        parallel.run(tasks)
+        return y.transpose(3, 0, 1, 2)
+
+    def _correlate(
+        self,
+        buf: np.ndarray,
+        weight: np.ndarray,
+        bias: np.ndarray | None,
+        oh: int,
+        ow: int,
+        stride: tuple[int, int],
+    ) -> tuple[np.ndarray, list]:
+        """y (O, OH, OW, N) = weight (O, C, kh, kw) correlated with the padded (C, Hp, Wp, N)
+        ``buf`` at ``stride`` and this layer's dilation, plus ``bias``; returned with the
+        row-block tasks that fill it (for ``parallel.run``, alone or beside other tasks)."""
+        (kh, kw), dtype = self.kernel_size, buf.dtype
+        o, c, n = weight.shape[0], buf.shape[0], buf.shape[3]
+        k = c * kh * kw
+        win = self._windows(buf, oh, ow, stride)
+        wmat = weight.reshape(o, k)
         # Many output channels: (cols^T W^T)^T, i.e. the GEMM with the long side as M,
         # then one transposing copy, is ~1.3x faster in OpenBLAS than W cols (measured on
         # the 32 -> 64 3x3 conv's blocks, 64 x 288 x 1408: 30 against 22 GFLOP/s per core).
         w_t = np.ascontiguousarray(wmat.T) if o >= TRANSPOSED_FROM else None
-        bias = None if self.bias is None else self.bias.data[:, None]
+        col = None if bias is None else bias[:, None]
         y = np.empty((o, oh, ow, n), dtype=dtype)
 
         def block(r0: int, r1: int) -> None:
@@ -163,11 +185,10 @@ class Conv2d(Module):
                 np.matmul(wmat, cb.reshape(k, -1), out=yb)
             else:
                 yb[...] = (cb.reshape(k, -1).T @ w_t).T
-            if bias is not None:
-                yb += bias
+            if col is not None:
+                yb += col
 
-        parallel.run([partial(block, r0, r1) for r0, r1 in self._row_blocks(oh, ow, n)])
-        return y.transpose(3, 0, 1, 2)
+        return y, [partial(block, r0, r1) for r0, r1 in self._row_blocks(oh, ow, n, c)]
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         """Adds dW, db; returns dx, or None when ``needs_input_grad`` is False (Module)."""
@@ -181,30 +202,63 @@ class Conv2d(Module):
         dw_parts: list = [None] * len(blocks)
         db_parts: list = [None] * len(blocks)
 
+        ones = np.ones(max(r1 - r0 for r0, r1 in blocks) * ow * n, dtype=dtype)
+
         def block(b: int, r0: int, r1: int) -> None:
             cb = np.empty((c, kh, kw, r1 - r0, ow, n), dtype=dtype)
             cb[...] = win[:, :, :, r0:r1]  # recomputed rather than cached: cheaper here
             gb = g[:, r0:r1].reshape(o, -1)
             # dW^T = cols g^T: OpenBLAS is ~2x faster this way round than g cols^T.
-            dw_parts[b] = cb.reshape(k, -1) @ gb.T
-            db_parts[b] = gb.sum(axis=1)
+            # np.dot, not @: for a small product such as LeNet's first conv (25 x 6) NumPy's
+            # matmul keeps the GIL, so the other threads' blocks waited (measured: two
+            # threads 0.9x one; np.dot 2.0x).
+            dw_parts[b] = np.dot(cb.reshape(k, -1), gb.T)
+            db_parts[b] = np.dot(gb, ones[: gb.shape[1]])  # gemv: without the GIL, as dW
 
-        parallel.run([partial(block, b, r0, r1) for b, (r0, r1) in enumerate(blocks)])
+        tasks = [partial(block, b, r0, r1) for b, (r0, r1) in enumerate(blocks)]
+        dbuf = dbuf2 = None
+        if self.needs_input_grad:
+            dbuf = np.zeros(buf.shape, dtype=dtype)
+            # groups of >= DX_ROWS GEMM rows (c * kh): thinner GEMMs stream g once per group
+            # for too little work (32 -> 64 3x3 conv at 1 thread: 2 groups 87 ms, 16: 147 ms)
+            parts = min(
+                parallel.n_tasks(o * k * oh * ow * n, max_tasks=c), max(1, k // kw // DX_ROWS)
+            )
+            groups = parallel.split(c, parts)
+            # dx and dW share one run, dx's (longer) tasks first: with fewer dx groups than
+            # threads, the other threads do the dW blocks meanwhile (LeNet's 6 -> 16 conv
+            # has one dx group). Each task writes only its own output: the same bits.
+            dx_tasks = [partial(self._input_grad, g, dbuf, c0, c1) for c0, c1 in groups]
+            if (
+                len(groups) == 1
+                and kw > 1
+                and parts == 1
+                and o * k * oh * ow * n >= parallel.SERIAL_MNK
+            ):
+                # one thin group: its kernel columns in two halves, the second half into
+                # its own buffer, added after (LeNet's 6 -> 16 conv: 2 tasks, not 1)
+                dbuf2 = np.zeros(buf.shape, dtype=dtype)
+                half = (kw + 1) // 2
+                dx_tasks = [
+                    partial(self._input_grad, g, dbuf, 0, c, range(half)),
+                    partial(self._input_grad, g, dbuf2, 0, c, range(half, kw)),
+                ]
+            tasks = dx_tasks + tasks
+        parallel.run(tasks)
+        if dbuf2 is not None:
+            dbuf += dbuf2
         self.weight.grad += _ordered_sum(dw_parts).T.reshape(self.weight.shape)
         if self.bias is not None:
             self.bias.grad += _ordered_sum(db_parts)
-        if not self.needs_input_grad:
+        if dbuf is None:
             return None
-        dbuf = np.zeros(buf.shape, dtype=dtype)
-        # groups of >= DX_ROWS GEMM rows (c * kh): thinner GEMMs stream g once per group
-        # for too little work (32 -> 64 3x3 conv at 1 thread: 2 groups 87 ms, 16: 147 ms)
-        parts = min(parallel.n_tasks(o * k * oh * ow * n, max_tasks=c), max(1, k // kw // DX_ROWS))
-        groups = parallel.split(c, parts)
-        parallel.run([partial(self._input_grad, g, dbuf, c0, c1) for c0, c1 in groups])
         return dbuf[:, ph : ph + h, pw : pw + w].transpose(3, 0, 1, 2)  # x's layout
 
-    def _input_grad(self, g: np.ndarray, dbuf: np.ndarray, c0: int, c1: int) -> None:
-        """dx for input channels [c0, c1) into ``dbuf`` (C, Hp, Wp, N), from g (O, OH, OW, N).
+    def _input_grad(
+        self, g: np.ndarray, dbuf: np.ndarray, c0: int, c1: int, cols: range | None = None
+    ) -> None:
+        """dx for input channels [c0, c1) into ``dbuf`` (C, Hp, Wp, N), from g (O, OH, OW, N),
+        from the kernel columns ``cols`` (default all).
 
         Taps overlap, so they are summed one at a time. Per kernel column j:
         dcols_j = W[:, c0:c1, :, j]^T g holds taps (c, i, j) for all i (kw times less memory
@@ -217,7 +271,7 @@ class Conv2d(Module):
         g = g.reshape(o, -1)
         strip = np.empty((cg, dbuf.shape[1], ow, n), dtype=dbuf.dtype)
         dcols = np.empty((cg * kh, oh * ow * n), dtype=dbuf.dtype)
-        for j in range(kw):
+        for j in cols or range(kw):
             w_j = np.ascontiguousarray(self.weight.data[:, c0:c1, :, j].reshape(o, cg * kh).T)
             np.matmul(w_j, g, out=dcols)
             taps = dcols.reshape(cg, kh, oh, ow, n)

@@ -40,14 +40,11 @@ class Linear(Module):
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = match_dtype(x, self.weight.data.dtype, self)
         self._x = x
-        y = matmul(x, self.weight.data.T)
-        if self.bias is not None:
-            y += self.bias.data
-        return y
+        return matmul(x, self.weight.data.T, bias=None if self.bias is None else self.bias.data)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         x = self._x
-        self.weight.grad += matmul(grad_out.T, x)
+        matmul(grad_out.T, x, acc=self.weight.grad)  # dW += g^T x, inside the GEMM's tasks
         if self.bias is not None:
             self.bias.grad += grad_out.sum(axis=0)
         if not self.needs_input_grad:
