@@ -60,6 +60,7 @@ def test_weights_bit_identical_for_any_thread_count(build, shape, monkeypatch) -
     monkeypatch.setattr(nn.conv, "BLOCK_BYTES", 1 << 14)
     monkeypatch.setattr(nn.conv, "DX_ROWS", 1)
     monkeypatch.setattr(parallel, "ELEMENTWISE_MIN", 1 << 8)  # ReLU, pooling split too
+    monkeypatch.setattr(optim.optimizer, "PARTS_FROM", 1 << 6)  # optimizer steps in parts
     states = []
     for n in (1, 2, 3):
         barenet.set_num_threads(n)
@@ -91,6 +92,46 @@ def test_tasks_split_and_errors_reach_the_caller() -> None:
     a, b = rng.standard_normal((300, 200)), rng.standard_normal((200, 500))
     np.testing.assert_allclose(parallel.matmul(a, b), a @ b, rtol=1e-12)
     np.testing.assert_allclose(parallel.matmul(b.T, a.T), b.T @ a.T, rtol=1e-12)
+    v, acc = rng.standard_normal(500), rng.standard_normal((300, 500))
+    np.testing.assert_allclose(parallel.matmul(a, b, bias=v), a @ b + v, rtol=1e-12)
+    want = acc + a @ b
+    assert parallel.matmul(a, b, acc=acc) is acc
+    np.testing.assert_allclose(acc, want, rtol=1e-12)
+    assert parallel.n_tasks(3 * parallel.TASK_MNK) == 4  # even: two threads share equally
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-2),
+        lambda ps: optim.Adam(ps, lr=1e-2, weight_decay=1e-2, amsgrad=True),
+        lambda ps: optim.AdamW(ps, lr=1e-2),
+        lambda ps: optim.RMSprop(ps, lr=1e-2, momentum=0.5, centered=True, weight_decay=1e-2),
+    ],
+    ids=["sgd", "adam", "adamw", "rmsprop"],
+)
+def test_optimizer_steps_in_parts_give_the_whole_update_bits(make, monkeypatch) -> None:
+    monkeypatch.setattr(optim.optimizer, "PARTS_FROM", 1 << 6)
+    results = []
+    for n in (1, 2, 3):
+        barenet.set_num_threads(n)
+        rng = np.random.default_rng(7)
+        params = [nn.Parameter(rng.standard_normal((37, 29)).astype(np.float32)),
+                  nn.Parameter(rng.standard_normal(5).astype(np.float32))]  # fmt: skip
+        opt = make(params)
+        for _ in range(4):
+            for p in params:
+                p.grad[...] = rng.standard_normal(p.shape)
+            opt.step()
+        sd = opt.state_dict()
+        results.append(([p.data.copy() for p in params], sd["state"]))
+    for data, state in results[1:]:
+        for got, want in zip(data, results[0][0], strict=True):
+            np.testing.assert_array_equal(got, want)
+        for i, entry in results[0][1].items():
+            for key, want in entry.items():
+                np.testing.assert_array_equal(state[i][key], want, err_msg=f"{i} {key}")
+    assert results[0][1][0].get("step", 4) == 4  # counters advance once per step
 
 
 def test_set_num_threads_validation_and_cap() -> None:

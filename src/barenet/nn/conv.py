@@ -181,12 +181,16 @@ class Conv2d(Module):
             cb = np.empty((c, kh, kw, r1 - r0, ow, n), dtype=dtype)
             cb[...] = win[:, :, :, r0:r1]  # im2col of this block, cache-resident
             yb = y[:, r0:r1].reshape(o, -1)
+            # np.dot, not @: it never keeps the GIL (see backward); the bias is added in
+            # the copy into y.
             if w_t is None:
-                np.matmul(wmat, cb.reshape(k, -1), out=yb)
+                prod = np.dot(wmat, cb.reshape(k, -1))
             else:
-                yb[...] = (cb.reshape(k, -1).T @ w_t).T
-            if col is not None:
-                yb += col
+                prod = np.dot(cb.reshape(k, -1).T, w_t).T
+            if col is None:
+                yb[...] = prod
+            else:
+                np.add(prod, col, out=yb)
 
         return y, [partial(block, r0, r1) for r0, r1 in self._row_blocks(oh, ow, n, c)]
 
@@ -273,7 +277,7 @@ class Conv2d(Module):
         dcols = np.empty((cg * kh, oh * ow * n), dtype=dbuf.dtype)
         for j in cols or range(kw):
             w_j = np.ascontiguousarray(self.weight.data[:, c0:c1, :, j].reshape(o, cg * kh).T)
-            np.matmul(w_j, g, out=dcols)
+            np.dot(w_j, g, out=dcols)
             taps = dcols.reshape(cg, kh, oh, ow, n)
             strip[...] = 0
             for i in range(kh):

@@ -182,13 +182,19 @@ def matmul(
     if out is None and acc is None:
         out = np.empty((m, n), dtype=np.result_type(a, b))
 
+    # np.dot, not np.matmul: NumPy's matmul keeps the GIL for some 2-D products, which
+    # serialises the tasks (see conv.py); np.dot always releases it around the GEMM.
     def block(a: np.ndarray, b: np.ndarray, dst: np.ndarray, vec: np.ndarray | None) -> None:
-        if acc is None:
-            np.matmul(a, b, out=dst)
+        if acc is not None:
+            dst += np.dot(a, b)
+            if vec is not None:
+                dst += vec
+        elif vec is None and dst.flags.c_contiguous:
+            np.dot(a, b, out=dst)
+        elif vec is None:
+            dst[...] = np.dot(a, b)
         else:
-            dst += a @ b
-        if vec is not None:
-            dst += vec
+            np.add(np.dot(a, b), vec, out=dst)
 
     dst_all = out if acc is None else acc
     parts = n_tasks(m * n * k)

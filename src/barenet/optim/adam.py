@@ -19,6 +19,7 @@ class Adam(Optimizer):
     """
 
     _decoupled = False
+    _elementwise = True  # may run on parts of a parameter (Optimizer.step)
 
     def __init__(
         self,

@@ -14,14 +14,33 @@ usual two groups in which biases and norm parameters skip it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from .. import threads
+from ..nn import parallel
 from ..nn.module import Module, Parameter
 
 ParamsArg = Iterable[Parameter] | Iterable[dict[str, Any]]
+
+# Parameters from this many elements update in one part per thread (Optimizer.step).
+PARTS_FROM = 1 << 16
+
+
+class _Slice:
+    """A contiguous part of a parameter, as the update rules see it."""
+
+    __slots__ = ("data", "grad", "scratch")
+
+    def __init__(self, data: np.ndarray, grad: np.ndarray, scratch: np.ndarray) -> None:
+        self.data, self.grad, self.scratch = data, grad, scratch
+
+
+def _sliceable(p: Parameter) -> bool:
+    """Large enough to cut, and data and grad flatten to views."""
+    return p.data.size >= PARTS_FROM and p.data.flags.c_contiguous and p.grad.flags.c_contiguous
 
 
 def param_groups(
@@ -66,6 +85,8 @@ class Optimizer:
         # One flat float buffer per dtype, sliced into temporaries by step():
         # the update needs no full-size allocation per parameter per batch.
         self._scratch: dict[np.dtype, np.ndarray] = {}
+        self._part_scratch: dict[int, np.ndarray] = {}  # per parameter, for threaded steps
+        self._warm: set[int] = set()  # parameters updated whole once (their state exists)
         items = list(params)
         if not items:
             raise ValueError("optimizer got an empty parameter list")
@@ -126,6 +147,8 @@ class Optimizer:
     def _temps(self, p: Parameter, count: int) -> list[np.ndarray]:
         """``count`` scratch arrays shaped like ``p`` (views into a shared buffer)."""
         n = p.data.size
+        if isinstance(p, _Slice):  # a part of a parameter: its own scratch (threads)
+            return [p.scratch[i * n : (i + 1) * n] for i in range(count)]
         buf = self._scratch.get(p.data.dtype)
         if buf is None or buf.size < count * n:
             buf = np.empty(max(count * n, 3 * n), dtype=p.data.dtype)
@@ -133,13 +156,53 @@ class Optimizer:
         return [buf[i * n : (i + 1) * n].reshape(p.data.shape) for i in range(count)]
 
     def step(self) -> None:
-        """Apply one update to every parameter from its current ``.grad``."""
-        index = 0
+        """Apply one update to every parameter from its current ``.grad``.
+
+        With several threads, element-wise rules (``_elementwise``) update each large
+        parameter in one contiguous part per thread, run by barenet's threads. Every
+        element gets the same arithmetic however it is cut, so the bits do not change. A
+        parameter's first update is whole: it creates the state that the parts slice.
+        """
+        index, tasks = 0, []
+        parts = parallel.get_threads() if self._elementwise else 1
         for group in self.param_groups:
             for p in group["params"]:
-                self._update(p, self.state.setdefault(index, {}), group)
+                state = self.state.setdefault(index, {})
+                if parts > 1 and index in self._warm and _sliceable(p):
+                    tasks += self._part_tasks(index, p, state, group, parts)
+                else:
+                    self._update(p, state, group)
+                    self._warm.add(index)
                 index += 1
+        if tasks:
+            parallel.run(tasks)
         threads.tick()  # one training step ended: "auto" threads time it
+
+    def _part_tasks(
+        self, index: int, p: Parameter, state: dict[str, Any], group: dict[str, Any], parts: int
+    ) -> list[Callable[[], None]]:
+        n = p.data.size
+        scratch = self._part_scratch.get(index)
+        if scratch is None or scratch.size != 3 * n or scratch.dtype != p.data.dtype:
+            scratch = self._part_scratch[index] = np.empty(3 * n, dtype=p.data.dtype)
+        data, grad = p.data.reshape(-1), p.grad.reshape(-1)
+        arrays = {k: v.reshape(-1) for k, v in state.items() if isinstance(v, np.ndarray)}
+        bounds = parallel.split(n, parts, 16)
+        views = [{**state, **{k: v[lo:hi] for k, v in arrays.items()}} for lo, hi in bounds]
+
+        def task(i: int) -> None:
+            lo, hi = bounds[i]
+            self._update(
+                _Slice(data[lo:hi], grad[lo:hi], scratch[3 * lo : 3 * hi]), views[i], group
+            )
+            if i == 0:  # counters (Adam's "step") advance once, as in a whole update
+                state.update({k: v for k, v in views[0].items() if k not in arrays})
+
+        return [partial(task, i) for i in range(len(bounds))]
+
+    # True for rules made only of element-wise operations on p.data, p.grad, the
+    # temporaries and the state arrays: they may then run on parts of a parameter.
+    _elementwise = False
 
     def _update(
         self, p: Parameter, state: dict[str, Any], group: dict[str, Any]
@@ -218,6 +281,7 @@ class Optimizer:
                     # JSON-style round trips turn tuples into lists.
                     group[k] = tuple(v) if k == "betas" else v
         self.state = new_state
+        self._warm = set()
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]

@@ -18,6 +18,8 @@ class RMSprop(Optimizer):
     else p <- p - lr g / d
     """
 
+    _elementwise = True  # may run on parts of a parameter (Optimizer.step)
+
     def __init__(
         self,
         params: ParamsArg,

@@ -18,6 +18,8 @@ class SGD(Optimizer):
     p <- p - lr * d
     """
 
+    _elementwise = True  # may run on parts of a parameter (Optimizer.step)
+
     def __init__(
         self,
         params: ParamsArg,
