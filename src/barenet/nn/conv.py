@@ -233,12 +233,7 @@ class Conv2d(Module):
             # threads, the other threads do the dW blocks meanwhile (LeNet's 6 -> 16 conv
             # has one dx group). Each task writes only its own output: the same bits.
             dx_tasks = [partial(self._input_grad, g, dbuf, c0, c1) for c0, c1 in groups]
-            if (
-                len(groups) == 1
-                and kw > 1
-                and parts == 1
-                and o * k * oh * ow * n >= parallel.SERIAL_MNK
-            ):
+            if parts == 1 and kw > 1 and o * k * oh * ow * n >= parallel.SERIAL_MNK:
                 # one thin group: its kernel columns in two halves, the second half into
                 # its own buffer, added after (LeNet's 6 -> 16 conv: 2 tasks, not 1)
                 dbuf2 = np.zeros(buf.shape, dtype=dtype)
