@@ -180,3 +180,28 @@ def test_max_pool_split_between_threads_is_exact(make, monkeypatch) -> None:
     for y, dx in results[1:]:
         np.testing.assert_array_equal(y, results[0][0])
         np.testing.assert_array_equal(dx, results[0][1])
+
+
+@pytest.mark.parametrize("layer", [MaxPool2d(2), MaxPool2d(3, 2, 1), AvgPool2d(2)])
+def test_gradient_in_another_layout_than_the_input(layer):
+    # Flatten's backward hands a C-ordered gradient to a pool whose input was (C, H, W, N)
+    # memory: same bits as the gradient in the input's layout, dx in the input's layout.
+    rng = np.random.default_rng(5)
+    x = np.ascontiguousarray(distinct(rng, (4, 3, 9, 8)).transpose(1, 2, 3, 0))
+    x = x.transpose(3, 0, 1, 2)
+    g = rng.standard_normal(layer.forward(x).shape)  # C-ordered
+    dx = layer.backward(g)
+    g_like_y = np.ascontiguousarray(g.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+    layer.forward(x)
+    np.testing.assert_array_equal(dx, layer.backward(g_like_y))
+    assert memory_order(dx) == (1, 2, 3, 0)
+
+
+def test_as_order_copies_only_when_needed():
+    from barenet.nn.layout import as_order
+
+    a = np.arange(24.0).reshape(2, 3, 4)
+    assert as_order(a, (0, 1, 2)) is a
+    b = as_order(a, (2, 0, 1))
+    assert b is not a and memory_order(b) == (2, 0, 1)
+    np.testing.assert_array_equal(b, a)

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import parallel
 from .conv import IntPair, pair
-from .layout import empty_in_order, memory_order
+from .layout import as_order, empty_in_order, memory_order
 from .module import Module
 
 
@@ -169,6 +169,7 @@ class MaxPool2d(_Pool2d):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         x_shape, order, iw, ih = self._cache
+        grad_out = as_order(grad_out, order)
         parts = parallel.outer_slices(grad_out, axis=1)
         if len(parts) == 1:
             return self._backward_part(grad_out, iw, ih, x_shape, order)
@@ -211,6 +212,7 @@ class AvgPool2d(_Pool2d):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         x_shape, xp_shape, order, rows_shape = self._cache
+        grad_out = as_order(grad_out, order)
         oh, ow = grad_out.shape[2:]
         share = grad_out * (1.0 / (self.kernel_size[0] * self.kernel_size[1]))
 
