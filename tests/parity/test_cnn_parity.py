@@ -38,6 +38,8 @@ CONV = [
     (4, 3, (3, 2), (2, 1), (1, 0), 1, True),
     (1, 6, (1, 4), (3, 2), (0, 2), (1, 2), True),
     (6, 16, 5, 1, 0, 1, True),  # LeNet conv2
+    (1, 32, 3, 1, 0, 1, True),  # Keras mnist_convnet conv1: many outputs, short K
+    (32, 64, 3, 1, 1, 1, True),  # its conv2 (padded here): the transposed forward GEMM
 ]
 
 

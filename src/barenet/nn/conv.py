@@ -17,8 +17,10 @@ IntPair = int | tuple[int, int]
 # between being written and being read by its GEMM. 128 KB - 1 MB measured equally fast
 # on LeNet-5, 4 MB 1.6x slower per step.
 BLOCK_BYTES = 512 * 1024
-# From this many output channels on, forward computes each block's GEMM transposed.
+# From this many output channels on, and this many GEMM rows (C*kh*kw), forward computes
+# each block's GEMM transposed.
 TRANSPOSED_FROM = 32
+TRANSPOSED_MIN_K = 64
 # Fewest GEMM rows (input channels x kernel rows) per dx task.
 DX_ROWS = 48
 
@@ -173,7 +175,10 @@ class Conv2d(Module):
         # Many output channels: (cols^T W^T)^T, i.e. the GEMM with the long side as M,
         # then one transposing copy, is ~1.3x faster in OpenBLAS than W cols (measured on
         # the 32 -> 64 3x3 conv's blocks, 64 x 288 x 1408: 30 against 22 GFLOP/s per core).
-        w_t = np.ascontiguousarray(wmat.T) if o >= TRANSPOSED_FROM else None
+        # Not for a short K, where the product is memory-bound and the transposing copy
+        # doubles its output traffic (1 -> 32 3x3 conv, K = 9: 8.3 against 4.5 ms).
+        transposed = o >= TRANSPOSED_FROM and k >= TRANSPOSED_MIN_K
+        w_t = np.ascontiguousarray(wmat.T) if transposed else None
         col = None if bias is None else bias[:, None]
         y = np.empty((o, oh, ow, n), dtype=dtype)
 
