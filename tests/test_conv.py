@@ -97,6 +97,21 @@ def test_row_blocks_and_batch_slices_agree(block_rows, monkeypatch):
     np.testing.assert_allclose(conv.weight.grad, dw, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    ("c", "o", "k", "size"), [(32, 64, 3, 13), (1, 32, 3, 28), (6, 16, 5, 14), (3, 4, 3, 5)]
+)
+def test_row_blocks_cover_the_output_once_in_an_even_count(c, o, k, size):
+    conv = Conv2d(c, o, k, rng=0)
+    oh, ow = conv.output_shape(size, size)
+    blocks = conv._row_blocks(oh, ow, 128)
+    assert len(blocks) == 1 or len(blocks) % 2 == 0
+    seen = np.zeros((oh, ow), dtype=int)
+    for r0, r1, q0, q1 in blocks:
+        assert q1 - q0 == ow or r1 - r0 == 1  # partial columns only within one row
+        seen[r0:r1, q0:q1] += 1
+    assert np.all(seen == 1)
+
+
 def test_float32_stays_float32():
     rng = np.random.default_rng(13)
     conv = Conv2d(2, 3, 3, padding=1, rng=rng)

@@ -124,12 +124,26 @@ class Conv2d(Module):
         win = win[:, : sh * (oh - 1) + 1 : sh, : sw * (ow - 1) + 1 : sw, :, ::dh, ::dw]
         return win.transpose(0, 4, 5, 1, 2, 3)
 
-    def _row_blocks(self, oh: int, ow: int, n: int, c: int | None = None) -> list[tuple[int, int]]:
-        """Output-row ranges whose im2col block (C*kh*kw, rows*OW*N) is about BLOCK_BYTES."""
+    def _row_blocks(
+        self, oh: int, ow: int, n: int, c: int | None = None
+    ) -> list[tuple[int, int, int, int]]:
+        """Output blocks (r0, r1, q0, q1), rows [r0, r1) x columns [q0, q1), whose im2col
+        block (C*kh*kw, rows*cols*N) is about BLOCK_BYTES.
+
+        An even count when there are several: two threads then end together (the convnet's
+        32 -> 64 conv had 11 one-row blocks, one thread idle for the last; an odd count of
+        one-row blocks has its last row cut in two column halves). Shapes alone decide."""
         kh, kw = self.kernel_size
         row_bytes = (c or self.in_channels) * kh * kw * ow * n * self.weight.dtype.itemsize
-        rb = max(1, BLOCK_BYTES // row_bytes)
-        return [(r, min(oh, r + rb)) for r in range(0, oh, rb)]
+        count = -(-oh // max(1, BLOCK_BYTES // row_bytes))
+        if count > 1 and count % 2 and count < oh:
+            count += 1
+        cuts = [round(i * oh / count) for i in range(count + 1)]
+        blocks = [(r0, r1, 0, ow) for r0, r1 in zip(cuts, cuts[1:], strict=False)]
+        if len(blocks) > 1 and len(blocks) % 2 and ow > 1:  # one row per block: halve one
+            r0, r1, _, _ = blocks.pop()
+            blocks += [(r0, r1, 0, ow // 2), (r0, r1, ow // 2, ow)]
+        return blocks
 
     @staticmethod
     def _span(tap: int, n_out: int, stride: int, dilation: int) -> slice:
@@ -182,10 +196,10 @@ class Conv2d(Module):
         col = None if bias is None else bias[:, None]
         y = np.empty((o, oh, ow, n), dtype=dtype)
 
-        def block(r0: int, r1: int) -> None:
-            cb = np.empty((c, kh, kw, r1 - r0, ow, n), dtype=dtype)
-            cb[...] = win[:, :, :, r0:r1]  # im2col of this block, cache-resident
-            yb = y[:, r0:r1].reshape(o, -1)
+        def block(r0: int, r1: int, q0: int, q1: int) -> None:
+            cb = np.empty((c, kh, kw, r1 - r0, q1 - q0, n), dtype=dtype)
+            cb[...] = win[:, :, :, r0:r1, q0:q1]  # im2col of this block, cache-resident
+            yb = y[:, r0:r1, q0:q1].reshape(o, -1)  # a view: partial columns in one row only
             # np.dot, not @: it never keeps the GIL (see backward); the bias is added in
             # the copy into y.
             if w_t is None:
@@ -197,7 +211,7 @@ class Conv2d(Module):
             else:
                 np.add(prod, col, out=yb)
 
-        return y, [partial(block, r0, r1) for r0, r1 in self._row_blocks(oh, ow, n, c)]
+        return y, [partial(block, *b) for b in self._row_blocks(oh, ow, n, c)]
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         """Adds dW, db; returns dx, or None when ``needs_input_grad`` is False (Module)."""
@@ -211,12 +225,12 @@ class Conv2d(Module):
         dw_parts: list = [None] * len(blocks)
         db_parts: list = [None] * len(blocks)
 
-        ones = np.ones(max(r1 - r0 for r0, r1 in blocks) * ow * n, dtype=dtype)
+        ones = np.ones(max((r1 - r0) * (q1 - q0) for r0, r1, q0, q1 in blocks) * n, dtype=dtype)
 
-        def block(b: int, r0: int, r1: int) -> None:
-            cb = np.empty((c, kh, kw, r1 - r0, ow, n), dtype=dtype)
-            cb[...] = win[:, :, :, r0:r1]  # recomputed rather than cached: cheaper here
-            gb = g[:, r0:r1].reshape(o, -1)
+        def block(b: int, r0: int, r1: int, q0: int, q1: int) -> None:
+            cb = np.empty((c, kh, kw, r1 - r0, q1 - q0, n), dtype=dtype)
+            cb[...] = win[:, :, :, r0:r1, q0:q1]  # recomputed rather than cached: cheaper here
+            gb = g[:, r0:r1, q0:q1].reshape(o, -1)
             # dW^T = cols g^T: OpenBLAS is ~2x faster this way round than g cols^T.
             # np.dot, not @: for a small product such as LeNet's first conv (25 x 6) NumPy's
             # matmul keeps the GIL, so the other threads' blocks waited (measured: two
@@ -224,7 +238,7 @@ class Conv2d(Module):
             dw_parts[b] = np.dot(cb.reshape(k, -1), gb.T)
             db_parts[b] = np.dot(gb, ones[: gb.shape[1]])  # gemv: without the GIL, as dW
 
-        tasks = [partial(block, b, r0, r1) for b, (r0, r1) in enumerate(blocks)]
+        tasks = [partial(block, i, *b) for i, b in enumerate(blocks)]
         dbuf = dbuf2 = None
         if self.needs_input_grad:
             dbuf = np.zeros(buf.shape, dtype=dtype)
