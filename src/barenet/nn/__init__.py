@@ -6,9 +6,10 @@ from .dropout import Dropout, Dropout2d
 from .init import INITS, init_weight
 from .linear import Flatten, Linear
 from .loss import CrossEntropyLoss, Loss, MSELoss, log_softmax, softmax
-from .module import DEFAULT_DTYPE, Module, Parameter, Sequential
+from .module import DEFAULT_DTYPE, Module, Parameter
 from .norm import BatchNorm1d, BatchNorm2d
 from .pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .sequential import Sequential
 
 __all__ = [
     "ACTIVATIONS",

@@ -1,4 +1,4 @@
-"""Parameter, Module and Sequential: the contract every layer follows.
+"""Parameter and Module: the contract every layer follows (Sequential: ``sequential.py``).
 
 A layer's ``forward(x)`` caches what its backward needs; ``backward(g)`` takes
 dL/d(output), *adds* dL/d(param) into each ``Parameter.grad`` and returns
@@ -234,80 +234,3 @@ class Module:
             return head + ")"
         body = "\n".join(f"  ({n}): " + repr(c).replace("\n", "\n  ") for n, c in children)
         return f"{head}\n{body}\n)"
-
-
-class Sequential(Module):
-    """Layers applied in order; backward runs them in reverse. Names are ``0.weight`` etc.
-
-    ``backward(g)`` fills every parameter's ``.grad`` and, like PyTorch for an input that
-    does not require grad, does not compute dL/d(input): it stops at the first layer with
-    parameters (its dx product skipped) and returns None. ``backward(g, input_grad=True)``,
-    or ``model.input_grad = True`` once, computes and returns dL/d(input) too (saliency
-    maps, adversarial examples, gradcheck). Inside a model of your own, call
-    ``part.backward(g, input_grad=True)`` on every Sequential whose input is not the data.
-    """
-
-    input_grad: bool = False  # the default of backward's ``input_grad``
-
-    def __init__(self, *layers: Module) -> None:
-        super().__init__()
-        self.layers: list[Module] = []
-        for layer in layers:
-            self.append(layer)
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        for layer in self.layers:
-            x = layer.forward(x)
-        return x
-
-    def backward(self, grad_out: np.ndarray, input_grad: bool | None = None) -> np.ndarray | None:
-        """Backpropagate ``grad_out`` (dL/d(output)); returns dL/d(input) if ``input_grad``
-        (default: the ``input_grad`` attribute, False), else None."""
-        layers = self.layers
-        input_grad = self.input_grad if input_grad is None else input_grad
-        # Below the first trainable layer nothing needs a gradient unless the input does.
-        first = len(layers) if input_grad else self._first_trainable()
-        if first < 0:  # nothing trainable, no input gradient wanted: nothing to do
-            return None
-        for i in range(len(layers) - 1, -1, -1):
-            layer, needed = layers[i], i > first or input_grad
-            if isinstance(layer, Sequential):
-                grad_out = layer.backward(grad_out, input_grad=needed)
-            else:
-                layer.needs_input_grad = needed
-                grad_out = layer.backward(grad_out)
-            if not needed:
-                return None
-        return grad_out
-
-    def _first_trainable(self) -> int:
-        """Index of the first layer holding parameters (cached: layers only get appended)."""
-        cached = self.__dict__.get("_first")
-        if cached is None or cached[0] != len(self.layers):
-            idx = next((i for i, m in enumerate(self.layers) if m.parameters()), -1)
-            cached = self._first = (len(self.layers), idx)
-        return cached[1]
-
-    def __getitem__(self, i: int) -> Module:
-        return self.layers[i]
-
-    def __len__(self) -> int:
-        return len(self.layers)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self.layers)
-
-    def append(self, layer: Module) -> Sequential:
-        """Add a layer at the end. Each position needs its own instance: a layer caches its
-        input for backward, so one instance at two positions would give wrong gradients."""
-        if not isinstance(layer, Module):
-            raise TypeError(f"Sequential takes Modules, got {type(layer).__name__}")
-        present = {id(m) for m in self.modules()}  # nested ones included
-        reused = next((m for m in layer.modules() if id(m) in present), None)
-        if reused is not None:
-            raise ValueError(
-                f"this {type(reused).__name__} instance is already in the Sequential; layers "
-                "cache their inputs for backward, so create one instance per position"
-            )
-        self.layers.append(layer)
-        return self

@@ -1,0 +1,110 @@
+"""Sequential's one rewrite: a ReLU followed by a MaxPool2d runs after the pooling, with the
+same output and gradient bits as the plain order (layer by layer, forward then reverse)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from barenet.nn import (
+    Conv2d,
+    CrossEntropyLoss,
+    Flatten,
+    LeakyReLU,
+    Linear,
+    MaxPool2d,
+    ReLU,
+    Sequential,
+)
+from barenet.nn.sequential import _plan
+
+POOLS = [
+    {"kernel_size": 2},
+    {"kernel_size": 3, "stride": 2, "padding": 1},
+    {"kernel_size": 3, "stride": 1, "padding": 1},  # overlapping windows, same size out
+    {"kernel_size": (2, 3), "stride": (2, 1)},
+]
+
+
+def convnet(pool: dict, seed: int) -> Sequential:
+    rng = np.random.default_rng(seed)
+    return Sequential(
+        Conv2d(2, 4, 3, padding=1, rng=rng), ReLU(), MaxPool2d(**pool),
+        Conv2d(4, 3, 3, padding=1, rng=rng), ReLU(), MaxPool2d(**pool), Flatten(),
+    )  # fmt: skip
+
+
+def plain(model: Sequential, x: np.ndarray, y: np.ndarray, loss_fn) -> tuple:
+    """Forward layer by layer in the written order, backward in reverse: the reference."""
+    h = x
+    for layer in model:
+        h = layer.forward(h)
+    out = h.copy()
+    loss_fn(h.reshape(len(h), -1), y)
+    g = loss_fn.backward().reshape(h.shape)
+    for layer in reversed(model.layers):
+        layer.needs_input_grad = True
+        g = layer.backward(g)
+    return out, g
+
+
+def grads(model: Sequential) -> dict[str, np.ndarray]:
+    return {n: p.grad.copy() for n, p in model.named_parameters()}
+
+
+def tie_heavy_input(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Many exact ties (zeros, repeated values) and non-positive windows."""
+    return rng.integers(-2, 3, size=shape).astype(np.float32) * 0.5
+
+
+@pytest.mark.parametrize("pool", POOLS, ids=["2x2", "3x3s2p1", "3x3s1p1", "2x3s21"])
+def test_relu_then_max_pool_gives_the_plain_order_bits(pool: dict) -> None:
+    rng = np.random.default_rng(0)
+    x = tie_heavy_input(rng, (5, 2, 8, 7))
+    reference, fast = convnet(pool, 1), convnet(pool, 1)
+    loss_fn = CrossEntropyLoss()
+    h = reference.forward(x)  # only to size the labels
+    y = rng.integers(0, h.reshape(len(h), -1).shape[1], size=len(x))
+    out_ref, dx_ref = plain(reference, x, y, loss_fn)
+    assert _plan(fast.layers)[1] == [1, 4]  # both pairs really are swapped
+    out = fast.forward(x)
+    loss_fn(out.reshape(len(out), -1), y)
+    dx = fast.backward(loss_fn.backward().reshape(out.shape), input_grad=True)
+    np.testing.assert_array_equal(out, out_ref)
+    np.testing.assert_array_equal(dx, dx_ref)
+    for name, g in grads(reference).items():
+        np.testing.assert_array_equal(grads(fast)[name], g, err_msg=name)
+    assert (x == 0).mean() > 0.1 and np.any(dx != 0)  # ties present, gradients non-trivial
+
+
+def test_layer_by_layer_forward_then_sequential_backward_uses_the_plain_order() -> None:
+    # what the probes do: layers run one by one, then model.backward
+    rng = np.random.default_rng(2)
+    x = tie_heavy_input(rng, (4, 2, 6, 6))
+    reference, model = convnet(POOLS[0], 3), convnet(POOLS[0], 3)
+    loss_fn = CrossEntropyLoss()
+    model.forward(x)  # a swapped forward first, whose record must not be reused
+    h = x
+    for layer in model:
+        h = layer.forward(h)
+    y = rng.integers(0, h.shape[1], size=len(x))
+    loss_fn(h, y)
+    model.zero_grad()
+    dx = model.backward(loss_fn.backward(), input_grad=True)
+    _, dx_ref = plain(reference, x, y, loss_fn)
+    np.testing.assert_array_equal(dx, dx_ref)
+    for name, g in grads(reference).items():
+        np.testing.assert_array_equal(grads(model)[name], g, err_msg=name)
+
+
+def test_only_exact_relu_max_pool_pairs_are_swapped() -> None:
+    class MyReLU(ReLU):
+        pass
+
+    layers = [
+        Linear(2, 2), ReLU(), MaxPool2d(2), LeakyReLU(), MaxPool2d(2), MyReLU(), MaxPool2d(2),
+        ReLU(), ReLU(), MaxPool2d(2), ReLU(),
+    ]  # fmt: skip
+    order, swapped = _plan(layers)
+    assert swapped == [1, 8]
+    assert order == [0, 2, 1, 3, 4, 5, 6, 7, 9, 8, 10]
