@@ -44,9 +44,17 @@ class Linear(Module):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         x = self._x
-        matmul(grad_out.T, x, acc=self.weight.grad)  # dW += g^T x, inside the GEMM's tasks
+        dw = self.weight.grad_to_write()  # zeros since zero_grad: written, not added
+        if dw is not None:  # dW = g^T x, row blocks written in place
+            matmul(grad_out.T, x, out=dw, rows=True)
+        else:  # dW += g^T x, inside the GEMM's tasks
+            matmul(grad_out.T, x, acc=self.weight.grad)
         if self.bias is not None:
-            self.bias.grad += grad_out.sum(axis=0)
+            db = self.bias.grad_to_write()
+            if db is not None:
+                np.sum(grad_out, axis=0, out=db)
+            else:
+                self.bias.grad += grad_out.sum(axis=0)
         if not self.needs_input_grad:
             return None
         return matmul(grad_out, self.weight.data)

@@ -30,10 +30,11 @@ import numpy as np
 # A GEMM below this many multiply-adds (m*n*k) is one task: ~0.05 ms of single-core work,
 # where waking a second thread costs about as much as it saves.
 SERIAL_MNK = 1 << 21
-# Target multiply-adds per task above it: ~0.2 ms single-core, a few tasks per GEMM, so a
-# thread that loses its core holds back little work. (At one thread, the MLP's 128x784x256
-# GEMMs cut in 2-6 column blocks measured within 5% of one whole GEMM; 3-4 were fastest.)
-TASK_MNK = 1 << 23
+# Target multiply-adds per task above it: ~0.3 ms single-core, so a thread that loses its
+# core holds back little work while each block stays large enough for OpenBLAS's full
+# speed. (The MLP's 128x784x256 GEMMs in 2 blocks rather than 4: the README loop 3% faster
+# at one thread, 1% at two; 4 blocks of 64 columns ran at ~80 against ~100 GFLOP/s.)
+TASK_MNK = 1 << 24
 MAX_TASKS = 16
 
 _threads = 1
@@ -169,9 +170,12 @@ def matmul(
     out: np.ndarray | None = None,
     bias: np.ndarray | None = None,
     acc: np.ndarray | None = None,
+    rows: bool | None = None,
 ) -> np.ndarray:
     """``a @ b`` for 2-D arrays, cut into row (or column) blocks fixed by the shapes and run
-    by ``run``: the same bits on any number of threads.
+    by ``run``: the same bits on any number of threads. ``rows`` cuts rows (True) or
+    columns (False); by default the longer side. Row blocks of a C-ordered ``out`` are
+    written in place, with no temporary.
 
     ``bias`` (n,) is added to every row, and with ``acc`` (m, n) the product is added into
     ``acc`` (``acc += a @ b``, returned): both inside each block's task, while the block
@@ -201,7 +205,7 @@ def matmul(
     if parts == 1:
         block(a, b, dst_all, bias)
         return dst_all
-    rows = m >= n  # cut the longer side
+    rows = m >= n if rows is None else rows
 
     def part(lo: int, hi: int) -> None:
         if rows:

@@ -140,9 +140,9 @@ class Optimizer:
 
     # -- the update ------------------------------------------------------------
     def zero_grad(self) -> None:
-        """Set every parameter's gradient to zero (in place; arrays are kept)."""
+        """Set every parameter's gradient to zero (lazily: ``Parameter.zero_grad``)."""
         for p in self._params():
-            p.grad.fill(0)
+            p.zero_grad()
 
     def _temps(self, p: Parameter, count: int) -> list[np.ndarray]:
         """``count`` scratch arrays shaped like ``p`` (views into a shared buffer)."""
