@@ -270,6 +270,41 @@ def test_grads_accumulate_across_backward_calls() -> None:
         np.testing.assert_allclose(p.grad, 2 * g1, rtol=1e-12)
 
 
+def test_zero_grad_is_lazy_and_a_cleared_grad_is_written_once() -> None:
+    p = Parameter(np.ones((2, 3), np.float32))
+    arr = p._grad
+    arr[...] = 5.0  # stale values under a cleared flag
+    p.zero_grad()
+    assert p.grad_to_write() is arr  # cleared: the caller writes the whole gradient
+    assert p.grad_to_write() is None  # written since: later backwards add
+    p.zero_grad()
+    assert not p.grad.any() and p.grad is arr  # reading fills the zeros
+    assert p.grad_to_write() is None
+    p.grad = np.full((2, 3), 2.0, np.float32)  # assigning counts as written
+    assert p.grad_to_write() is None and p.grad[0, 0] == 2.0
+
+
+def test_a_written_gradient_equals_an_added_one() -> None:
+    # Linear writes dW and db into cleared grads; into uncleared zeros it adds: same values
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((7, 6)), rng.integers(0, 3, 7)
+    loss_fn = CrossEntropyLoss()
+    grads = []
+    for clear in (True, False):
+        model = mlp(dtype=np.float64)
+        for p in model.parameters():
+            if clear:
+                p.zero_grad()  # backward writes
+            else:
+                p.grad[...] = 0  # zeros, but not cleared: backward adds
+        assert (model[0].weight._cleared, model[0].bias._cleared) == (clear, clear)
+        loss_fn(model(x), y)
+        model.backward(loss_fn.backward())
+        grads.append([p.grad.copy() for p in model.parameters()])
+    for written, added in zip(*grads, strict=True):
+        np.testing.assert_allclose(written, added, rtol=1e-13, atol=1e-15)
+
+
 def test_to_float64() -> None:
     model = mlp(dtype=np.float32)
     w32 = model[0].weight.data.copy()
