@@ -223,13 +223,17 @@ class Conv2d(Module):
         # images innermost, like y; free when grad_out has forward's layout
         g = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0), dtype=dtype)
         dw_parts: list = [None] * len(blocks)
-        db_parts: list = [None] * len(blocks)
-
-        ones = np.ones(max((r1 - r0) * (q1 - q0) for r0, r1, q0, q1 in blocks) * n, dtype=dtype)
+        # With a bias, cols gets a row of ones, so the dW GEMM also gives db = g 1 (its
+        # last row or column) instead of a separate pass over g (1 -> 32 3x3 conv: 0.35 ms
+        # of gemvs per step saved for 2% more GEMM).
+        kb = k + (self.bias is not None)
 
         def block(b: int, r0: int, r1: int, q0: int, q1: int) -> None:
-            cb = np.empty((c, kh, kw, r1 - r0, q1 - q0, n), dtype=dtype)
-            cb[...] = win[:, :, :, r0:r1, q0:q1]  # recomputed rather than cached: cheaper here
+            size = (r1 - r0) * (q1 - q0) * n
+            cols = np.empty((kb, size), dtype=dtype)
+            cols[k:] = 1
+            # recomputed rather than cached: cheaper here
+            cols[:k].reshape(c, kh, kw, r1 - r0, q1 - q0, n)[...] = win[:, :, :, r0:r1, q0:q1]
             gb = g[:, r0:r1, q0:q1].reshape(o, -1)
             # The longer of K and O as the GEMM's rows: OpenBLAS is ~2x faster that way
             # round (32 -> 64 3x3 conv, dW^T = cols g^T: 17 against 35 ms; 1 -> 32 3x3,
@@ -237,9 +241,7 @@ class Conv2d(Module):
             # np.dot, not @: for a small product such as LeNet's first conv (25 x 6) NumPy's
             # matmul keeps the GIL, so the other threads' blocks waited (measured: two
             # threads 0.9x one; np.dot 2.0x).
-            cols = cb.reshape(k, -1)
-            dw_parts[b] = np.dot(cols, gb.T) if k >= o else np.dot(gb, cols.T)
-            db_parts[b] = np.dot(gb, ones[: gb.shape[1]])  # gemv: without the GIL, as dW
+            dw_parts[b] = np.dot(cols, gb.T).T if k >= o else np.dot(gb, cols.T)  # (O, kb)
 
         tasks = [partial(block, i, *b) for i, b in enumerate(blocks)]
         dbuf = dbuf2 = None
@@ -269,9 +271,9 @@ class Conv2d(Module):
         if dbuf2 is not None:
             dbuf += dbuf2
         dw = _ordered_sum(dw_parts)
-        self.weight.grad += (dw.T if k >= o else dw).reshape(self.weight.shape)
+        self.weight.grad += dw[:, :k].reshape(self.weight.shape)
         if self.bias is not None:
-            self.bias.grad += _ordered_sum(db_parts)
+            self.bias.grad += dw[:, k]
         if dbuf is None:
             return None
         return dbuf[:, ph : ph + h, pw : pw + w].transpose(3, 0, 1, 2)  # x's layout
