@@ -282,6 +282,12 @@ def test_zero_grad_is_lazy_and_a_cleared_grad_is_written_once() -> None:
     assert p.grad_to_write() is None
     p.grad = np.full((2, 3), 2.0, np.float32)  # assigning counts as written
     assert p.grad_to_write() is None and p.grad[0, 0] == 2.0
+    p.grad = None  # torch's way of clearing: zeros from now on, written by the next backward
+    assert p.grad_to_write() is not None
+    p.grad = None
+    assert not p.grad.any()
+    with pytest.raises(ValueError, match="shape"):
+        p.grad = np.zeros(3)
 
 
 def test_a_written_gradient_equals_an_added_one() -> None:

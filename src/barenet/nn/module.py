@@ -63,7 +63,13 @@ class Parameter:
         return self._grad
 
     @grad.setter
-    def grad(self, value: np.ndarray) -> None:
+    def grad(self, value: np.ndarray | None) -> None:
+        if value is None:  # torch's way to clear a gradient: the same as zero_grad here
+            self._cleared = True
+            return
+        value = np.asarray(value)
+        if value.shape != self.data.shape:
+            raise ValueError(f"grad of shape {value.shape} for a parameter of shape {self.shape}")
         self._grad, self._cleared = value, False
 
     def grad_to_write(self) -> np.ndarray | None:
