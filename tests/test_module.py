@@ -311,6 +311,18 @@ def test_a_written_gradient_equals_an_added_one() -> None:
         np.testing.assert_allclose(written, added, rtol=1e-13, atol=1e-15)
 
 
+def test_a_gradient_of_another_dtype_is_cast_like_the_input() -> None:
+    model = mlp(dtype=np.float32)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    g = rng.standard_normal((4, 3))  # float64, e.g. from a loss of the user's own
+    model.zero_grad()
+    model(x)
+    dx = model.backward(g, input_grad=True)
+    assert dx.dtype == np.float32
+    assert all(p.grad.dtype == np.float32 and p.grad.any() for p in model.parameters())
+
+
 def test_to_float64() -> None:
     model = mlp(dtype=np.float32)
     w32 = model[0].weight.data.copy()

@@ -44,6 +44,7 @@ class Linear(Module):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         x = self._x
+        grad_out = match_dtype(grad_out, x.dtype, self)  # e.g. a float64 loss gradient
         dw = self.weight.grad_to_write()  # zeros since zero_grad: written, not added
         if dw is not None:  # dW = g^T x, row blocks written in place
             matmul(grad_out.T, x, out=dw, rows=True)
