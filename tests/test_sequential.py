@@ -108,3 +108,18 @@ def test_only_exact_relu_max_pool_pairs_are_swapped() -> None:
     order, swapped = _plan(layers)
     assert swapped == [1, 8]
     assert order == [0, 2, 1, 3, 4, 5, 6, 7, 9, 8, 10]
+
+
+def test_a_replaced_layer_changes_the_plan() -> None:
+    rng = np.random.default_rng(4)
+    x = tie_heavy_input(rng, (3, 2, 6, 6))
+    model = convnet(POOLS[0], 5)
+    model(x)
+    model.layers[1] = LeakyReLU(0.5)  # not swappable: must run before the pooling again
+    reference = convnet(POOLS[0], 5)
+    reference.layers[1] = LeakyReLU(0.5)
+    h = x
+    for layer in reference:
+        h = layer.forward(h)
+    np.testing.assert_array_equal(model(x), h)
+    assert model._cached_plan()[1] == [4]

@@ -88,10 +88,12 @@ class Sequential(Module):
         return grad_out
 
     def _cached_plan(self) -> tuple[list[int], list[int]]:
-        """``_plan`` of the layers (cached: layers only get appended)."""
+        """``_plan`` of the layers, cached while the same layers are in the same places
+        (``model.layers[1] = nn.Tanh()`` makes a new one)."""
+        key = tuple(map(id, self.layers))
         cached = self.__dict__.get("_plan_cache")
-        if cached is None or cached[0] != len(self.layers):
-            cached = self._plan_cache = (len(self.layers), *_plan(self.layers))
+        if cached is None or cached[0] != key:
+            cached = self._plan_cache = (key, *_plan(self.layers))
         return cached[1], cached[2]
 
     def _backward_order(self) -> list[int]:
@@ -107,11 +109,12 @@ class Sequential(Module):
         return order[::-1]
 
     def _first_trainable(self) -> int:
-        """Index of the first layer holding parameters (cached: layers only get appended)."""
+        """Index of the first layer holding parameters (cached like the plan)."""
+        key = tuple(map(id, self.layers))
         cached = self.__dict__.get("_first")
-        if cached is None or cached[0] != len(self.layers):
+        if cached is None or cached[0] != key:
             idx = next((i for i, m in enumerate(self.layers) if m.parameters()), -1)
-            cached = self._first = (len(self.layers), idx)
+            cached = self._first = (key, idx)
         return cached[1]
 
     def __getitem__(self, i: int) -> Module:
