@@ -88,13 +88,22 @@ class Sequential(Module):
         return grad_out
 
     def _cached_plan(self) -> tuple[list[int], list[int]]:
-        """``_plan`` of the layers, cached while the same layers are in the same places
-        (``model.layers[1] = nn.Tanh()`` makes a new one)."""
+        """``_plan`` of the layers (see ``_layout``)."""
+        return self._layout()[:2]
+
+    def _first_trainable(self) -> int:
+        """Index of the first layer holding parameters, -1 if none (see ``_layout``)."""
+        return self._layout()[2]
+
+    def _layout(self) -> tuple[list[int], list[int], int]:
+        """(forward order, swapped pairs, first trainable layer), cached while the same
+        layers are in the same places (``model.layers[1] = nn.Tanh()`` makes a new one)."""
         key = tuple(map(id, self.layers))
-        cached = self.__dict__.get("_plan_cache")
+        cached = self.__dict__.get("_layout_cache")
         if cached is None or cached[0] != key:
-            cached = self._plan_cache = (key, *_plan(self.layers))
-        return cached[1], cached[2]
+            first = next((i for i, m in enumerate(self.layers) if m.parameters()), -1)
+            cached = self._layout_cache = (key, *_plan(self.layers), first)
+        return cached[1:]
 
     def _backward_order(self) -> list[int]:
         """The reverse of the forward order that produced the layers' caches: a swapped pair
@@ -107,15 +116,6 @@ class Sequential(Module):
             at = order.index(i + 1)
             order = order[:at] + [i, i + 1] + order[at + 2 :]
         return order[::-1]
-
-    def _first_trainable(self) -> int:
-        """Index of the first layer holding parameters (cached like the plan)."""
-        key = tuple(map(id, self.layers))
-        cached = self.__dict__.get("_first")
-        if cached is None or cached[0] != key:
-            idx = next((i for i, m in enumerate(self.layers) if m.parameters()), -1)
-            cached = self._first = (key, idx)
-        return cached[1]
 
     def __getitem__(self, i: int) -> Module:
         return self.layers[i]
