@@ -138,10 +138,15 @@ def test_shapes_init_and_errors():
     conv = Conv2d(3, 8, (5, 3), stride=2, padding=(2, 1), rng=0)
     assert conv.weight.shape == (8, 3, 5, 3) and conv.bias.shape == (8,)
     assert conv.output_shape(28, 28) == (14, 14)
-    # He normal: std sqrt(2 / fan_in), fan_in = C * kh * kw
-    big = Conv2d(64, 64, 3, rng=0)
-    np.testing.assert_allclose(big.weight.data.std(), np.sqrt(2 / (64 * 9)), rtol=0.03)
-    assert np.all(big.bias.data == 0)
+    # torch's default: W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C * kh * kw
+    big, bound = Conv2d(64, 64, 3, rng=0), 1 / np.sqrt(64 * 9)
+    np.testing.assert_allclose(big.weight.data.std(), bound / np.sqrt(3), rtol=0.03)
+    assert np.abs(big.weight.data).max() <= bound and np.abs(big.bias.data).max() <= bound
+    assert np.abs(big.bias.data).max() > bound / 2  # drawn, not zero
+    # He normal on request: std sqrt(2 / fan_in), zero bias
+    he = Conv2d(64, 64, 3, init="he_normal", rng=0)
+    np.testing.assert_allclose(he.weight.data.std(), np.sqrt(2 / (64 * 9)), rtol=0.03)
+    assert np.all(he.bias.data == 0)
     with pytest.raises(ValueError, match="input channels"):
         conv.forward(np.zeros((1, 2, 8, 8), np.float32))
     with pytest.raises(ValueError, match="smaller"):

@@ -145,6 +145,36 @@ def test_init_fans_match_torch() -> None:
         assert fans(shape) == expect, shape
 
 
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m: m.Linear(300, 200),
+        lambda m: m.Conv2d(16, 32, 3),
+        lambda m: m.Conv2d(3, 64, (5, 3)),
+    ],
+    ids=["linear", "conv3x3", "conv5x3"],
+)
+def test_default_init_is_torchs(make) -> None:
+    """nn.Linear / nn.Conv2d built without ``init`` start like torch's: weight and bias
+    uniform on the same interval (bounds, spread and a two-sample KS test on the draws)."""
+    from scipy.stats import ks_2samp
+
+    torch.manual_seed(0)
+    ours, ref = make(nn), make(torch.nn)
+    bound = 1 / np.sqrt(torch.nn.init._calculate_fan_in_and_fan_out(ref.weight)[0])
+    for name in ("weight", "bias"):
+        a = getattr(ours, name).data.ravel().astype(np.float64)
+        b = getattr(ref, name).detach().numpy().ravel().astype(np.float64)
+        assert a.shape == b.shape and np.abs(b).max() <= bound, name
+        assert np.abs(a).max() <= bound, name
+        if a.size > 1000:
+            assert np.abs(a).max() > 0.99 * bound, name  # the whole interval is used
+            np.testing.assert_allclose(a.std(), b.std(), rtol=0.03, err_msg=name)
+            assert ks_2samp(a, b).pvalue > 1e-3, name
+        else:  # a few dozen biases: drawn (not zeros), spread like torch's
+            np.testing.assert_allclose(a.std(), bound / np.sqrt(3), rtol=0.4, err_msg=name)
+
 # -- dropout: statistics against torch's dropout and reproducibility --------------------------
 
 

@@ -59,6 +59,9 @@ class Conv2d(Module):
     shapes, and partial dW sums are added in block order, so the bits do not depend on the
     number of threads.
 
+    W and b start as torch's ``nn.Conv2d`` (``init="default"``: U(-1/sqrt(fan_in),
+    1/sqrt(fan_in)), fan_in = C*kh*kw); ``init="he_normal"`` etc. choose another start.
+
     Images are the innermost axis in memory (C, H, W, N): every kernel tap is a view
     whose contiguous runs are OW*N (stride 1) or N elements long, so the im2col copies and
     the tap sums are long vector loops, for any stride or dilation. y and dx are returned
@@ -76,7 +79,7 @@ class Conv2d(Module):
         padding: IntPair = 0,
         dilation: IntPair = 1,
         bias: bool = True,
-        init: str = "he_normal",
+        init: str = "default",
         rng: np.random.Generator | int | None = None,
         dtype: np.dtype | type = DEFAULT_DTYPE,
     ) -> None:

@@ -14,6 +14,8 @@ class Linear(Module):
 
     Backward: dW += g^T x, db += sum_n g, dx = g W (None if ``needs_input_grad`` is False).
     The GEMMs run on barenet's threads (``nn.parallel``): the same bits on any thread count.
+    W and b start as torch's ``nn.Linear`` (``init="default"``: U(-1/sqrt(in), 1/sqrt(in)));
+    ``init="he_normal"`` and the others of ``nn.init`` choose another start (biases zero).
     """
 
     def __init__(
@@ -21,7 +23,7 @@ class Linear(Module):
         in_features: int,
         out_features: int,
         bias: bool = True,
-        init: str = "he_normal",
+        init: str = "default",
         rng: np.random.Generator | int | None = None,
         dtype: np.dtype | type = DEFAULT_DTYPE,
         std: float = 0.02,
