@@ -46,6 +46,37 @@ def test_cross_entropy_accepts_uint8_labels() -> None:
     np.testing.assert_allclose(loss_fn(z, y), reference_ce(z, y, 0.0), rtol=1e-12)
 
 
+def test_loss_is_a_float_with_item_like_torchs() -> None:
+    z, y = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32), np.arange(4) % 3
+    for loss in (CrossEntropyLoss()(z, y), MSELoss()(z, np.zeros_like(z))):
+        assert isinstance(loss, float) and isinstance(loss.item(), float)
+        assert loss.item() == float(loss) and np.isfinite(loss)
+
+
+@pytest.mark.parametrize(
+    ("labels", "match"),
+    [
+        (np.array([0, 1, -1]), r"\[0, 3\)"),  # NumPy would silently read -1 as class 2
+        (np.array([0, 1, 3]), r"\[0, 3\)"),
+        (np.array([0.0, 1.0, 2.0]), "integers"),
+        (np.array([0, 1]), "3 integers"),
+    ],
+)
+def test_cross_entropy_rejects_bad_labels(labels: np.ndarray, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        CrossEntropyLoss()(np.zeros((3, 3)), labels)
+
+
+def test_reduction_checked_and_none_grad_shape() -> None:
+    with pytest.raises(ValueError, match="reduction"):
+        CrossEntropyLoss(reduction="avg")
+    loss_fn = MSELoss(reduction="none")
+    per = loss_fn(np.ones((2, 3)), np.zeros((2, 3)))
+    assert per.shape == (2, 3)
+    np.testing.assert_array_equal(loss_fn.backward(), np.full((2, 3), 2.0))  # grad of sum
+    with pytest.raises(ValueError, match="shape"):
+        loss_fn.backward(np.ones(2))
+
 def test_cross_entropy_rejects_bad_smoothing() -> None:
     for bad in (-0.1, 1.1):
         with pytest.raises(ValueError):

@@ -86,6 +86,37 @@ def test_cross_entropy(seed: int, eps: float) -> None:
     close(loss_fn.backward(), zt.grad, "grad")
 
 
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("reduction", ["sum", "none"])
+@pytest.mark.parametrize("eps", [0.0, 0.2])
+def test_cross_entropy_reductions(seed: int, reduction: str, eps: float) -> None:
+    rng = np.random.default_rng(seed)
+    n, c = int(rng.integers(1, 64)), int(rng.integers(2, 20))
+    z, y = rng.standard_normal((n, c)) * 4, rng.integers(0, c, n)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=eps, reduction=reduction)
+    zt = t(z, grad=True)
+    lt = F.cross_entropy(zt, torch.from_numpy(y), label_smoothing=eps, reduction=reduction)
+    g = rng.standard_normal(n) if reduction == "none" else None
+    lt.backward(None if g is None else t(g))
+    close(loss_fn(z, y), lt, "loss")
+    close(loss_fn.backward(g), zt.grad, "grad")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("reduction", ["sum", "none"])
+def test_mse_reductions(seed: int, reduction: str) -> None:
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(v) for v in rng.integers(1, 10, rng.integers(1, 4)))
+    p, q = rng.standard_normal(shape), rng.standard_normal(shape)
+    loss_fn = nn.MSELoss(reduction=reduction)
+    pt = t(p, grad=True)
+    lt = F.mse_loss(pt, t(q), reduction=reduction)
+    g = rng.standard_normal(shape) if reduction == "none" else None
+    lt.backward(None if g is None else t(g))
+    close(loss_fn(p, q), lt, "loss")
+    close(loss_fn.backward(g), pt.grad, "grad")
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_mse(seed: int) -> None:
     rng = np.random.default_rng(seed)

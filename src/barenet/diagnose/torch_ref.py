@@ -55,12 +55,13 @@ def torch_twin(mod: Any, torch_nn: Any) -> Any | None:
         nn.Tanh: t.Tanh,
         nn.Identity: t.Identity,
         nn.Flatten: t.Flatten,
-        nn.MSELoss: t.MSELoss,
     }
+    if type(mod) is nn.MSELoss:
+        return t.MSELoss(reduction=mod.reduction)
     if type(mod) in simple:
         return simple[type(mod)]()
     if type(mod) is nn.CrossEntropyLoss:
-        return t.CrossEntropyLoss(label_smoothing=mod.label_smoothing)
+        return t.CrossEntropyLoss(label_smoothing=mod.label_smoothing, reduction=mod.reduction)
     return None
 
 
