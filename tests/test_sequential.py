@@ -123,3 +123,25 @@ def test_a_replaced_layer_changes_the_plan() -> None:
         h = layer.forward(h)
     np.testing.assert_array_equal(model(x), h)
     assert model._cached_plan()[1] == [4]
+
+
+def test_slicing_setitem_and_children_like_torch() -> None:
+    a, r, b = Linear(4, 3, rng=0), ReLU(), Linear(3, 2, rng=1)
+    model = Sequential(a, r, b)
+    tail = model[1:]
+    assert isinstance(tail, Sequential) and tail.layers == [r, b]  # the same instances
+    assert list(model.children()) == [a, r, b]
+    assert [n for n, _ in model.named_children()] == ["0", "1", "2"]
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    before = model(x)
+    model[1] = LeakyReLU(0.5)  # replaced: the forward plan follows the new layer
+    after = model(x)
+    h = a(x)
+    np.testing.assert_array_equal(after, b(np.where(h > 0, h, 0.5 * h)))
+    assert not np.array_equal(before, after) or (h > 0).all()
+    with pytest.raises(ValueError, match="already in the Sequential"):
+        model[0] = b
+    with pytest.raises(TypeError):
+        model[0] = "relu"
+    with pytest.raises(IndexError):
+        model[3] = ReLU()

@@ -216,3 +216,18 @@ def test_clip_grad_norm_matches_torch(norm_type: float, max_norm: float) -> None
         np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=RTOL, atol=1e-12)
     if max_norm < float(expected):
         assert grad_norm(params, norm_type) == pytest.approx(max_norm, rel=1e-5)
+
+
+@pytest.mark.parametrize("ours", [SGD, Adam, AdamW, RMSprop], ids=lambda c: c.__name__)
+def test_signature_matches_torch(ours: type) -> None:
+    """Positional order and defaults as torch's: SGD(params, 0.1, 0.9, 0, 1e-4) written for
+    torch means the same here (torch's keyword-only extras such as foreach are not ours)."""
+    import inspect
+
+    theirs = inspect.signature(getattr(torch.optim, ours.__name__)).parameters
+    mine = inspect.signature(ours).parameters
+    positional = [n for n, p in theirs.items() if p.kind is p.POSITIONAL_OR_KEYWORD]
+    assert list(mine) == positional[: len(mine)], (list(mine), list(theirs))
+    for name in list(mine)[1:]:
+        expect = theirs[name].default
+        assert mine[name].default == expect, (name, mine[name].default, expect)

@@ -143,6 +143,14 @@ class Module:
                     if isinstance(item, Module):
                         yield f"{name}.{i}" if name != "layers" else str(i), item
 
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        """The direct sub-modules, with their names (as in PyTorch)."""
+        yield from self._children()
+
+    def children(self) -> Iterator[Module]:
+        for _, m in self._children():
+            yield m
+
     def named_modules(
         self, prefix: str = "", remove_duplicate: bool = True
     ) -> Iterator[tuple[str, Module]]:

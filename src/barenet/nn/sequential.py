@@ -11,6 +11,7 @@ convnet's README loop: 19.9 -> 18.0 s per epoch at one thread).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import overload
 
 import numpy as np
 
@@ -117,8 +118,25 @@ class Sequential(Module):
             order = order[:at] + [i, i + 1] + order[at + 2 :]
         return order[::-1]
 
-    def __getitem__(self, i: int) -> Module:
+    @overload
+    def __getitem__(self, i: int) -> Module: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequential: ...
+    def __getitem__(self, i: int | slice) -> Module | Sequential:
+        """A layer, or for a slice a Sequential of those layers (the same instances, as
+        ``torch.nn.Sequential`` slices)."""
+        if isinstance(i, slice):
+            return Sequential(*self.layers[i])
         return self.layers[i]
+
+    def __setitem__(self, i: int, layer: Module) -> None:
+        """Replace the layer at ``i`` (``model[1] = nn.LeakyReLU()``), refusing an instance
+        that is already elsewhere in the model."""
+        if not isinstance(layer, Module):
+            raise TypeError(f"Sequential takes Modules, got {type(layer).__name__}")
+        others = Sequential(*(m for j, m in enumerate(self.layers) if j != range(len(self))[i]))
+        others.append(layer)  # the reuse check
+        self.layers[i] = layer
 
     def __len__(self) -> int:
         return len(self.layers)

@@ -23,11 +23,11 @@ class SGD(Optimizer):
     def __init__(
         self,
         params: ParamsArg,
-        lr: float,
+        lr: float = 1e-3,
         momentum: float = 0.0,
         dampening: float = 0.0,
-        nesterov: bool = False,
         weight_decay: float = 0.0,
+        nesterov: bool = False,
     ) -> None:
         defaults = {
             "lr": float(lr),
