@@ -77,6 +77,7 @@ def test_reduction_checked_and_none_grad_shape() -> None:
     with pytest.raises(ValueError, match="shape"):
         loss_fn.backward(np.ones(2))
 
+
 def test_cross_entropy_rejects_bad_smoothing() -> None:
     for bad in (-0.1, 1.1):
         with pytest.raises(ValueError):

@@ -86,7 +86,6 @@ def test_cross_entropy(seed: int, eps: float) -> None:
     close(loss_fn.backward(), zt.grad, "grad")
 
 
-
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("reduction", ["sum", "none"])
 @pytest.mark.parametrize("eps", [0.0, 0.2])
@@ -116,6 +115,7 @@ def test_mse_reductions(seed: int, reduction: str) -> None:
     lt.backward(None if g is None else t(g))
     close(loss_fn(p, q), lt, "loss")
     close(loss_fn.backward(g), pt.grad, "grad")
+
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_mse(seed: int) -> None:
@@ -176,7 +176,6 @@ def test_init_fans_match_torch() -> None:
         assert fans(shape) == expect, shape
 
 
-
 @pytest.mark.parametrize(
     "make",
     [
@@ -205,6 +204,7 @@ def test_default_init_is_torchs(make) -> None:
             assert ks_2samp(a, b).pvalue > 1e-3, name
         else:  # a few dozen biases: drawn (not zeros), spread like torch's
             np.testing.assert_allclose(a.std(), bound / np.sqrt(3), rtol=0.4, err_msg=name)
+
 
 # -- dropout: statistics against torch's dropout and reproducibility --------------------------
 
