@@ -204,3 +204,12 @@ def test_nchw_view_works():
     x = np.zeros((10, 784), np.float32)
     loader = DataLoader(x.reshape(-1, 1, 28, 28), np.arange(10), batch_size=4)
     assert [xb.shape for xb, _ in loader] == [(4, 1, 28, 28)] * 2 + [(2, 1, 28, 28)]
+
+
+def test_dataset_attribute_like_torch() -> None:
+    x, y = np.arange(20.0).reshape(10, 2), np.arange(10)
+    loader = DataLoader(x, y, batch_size=4)
+    assert len(loader.dataset) == 10 and len(loader) == 3
+    xs, ys = loader.dataset[3]
+    np.testing.assert_array_equal(xs, [6.0, 7.0])
+    assert ys == 3

@@ -70,6 +70,11 @@ class DataLoader:
         self.transform = transform
 
     @property
+    def dataset(self) -> ArrayDataset:
+        """The samples, as torch's ``loader.dataset`` (e.g. ``len(loader.dataset)``)."""
+        return ArrayDataset(self.x, self.y)
+
+    @property
     def num_samples(self) -> int:
         """Samples yielded per epoch (fewer than ``len(x)`` with ``drop_last``)."""
         return len(self) * self.batch_size if self.drop_last else len(self.x)
