@@ -176,3 +176,11 @@ def test_cli_export_errors(tmp_path, mlp_run, capsys):
     assert main(["export", str(mlp_run), "--opset", "3", "--out", str(tmp_path / "m.onnx")]) == 2
     assert "opset 3 not supported" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_flatten_other_dims_refused(tmp_path: Path) -> None:
+    from barenet.export.onnx import ExportError, to_onnx
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, rng=0), nn.Flatten(0, -1))
+    with pytest.raises(ExportError, match="layer 1: only Flatten"):
+        to_onnx(model, (1, 8, 8))

@@ -187,3 +187,14 @@ def test_torch_is_imported_only_by_interop():
     ]
     # interop converts models; gradcheck's optional "vs torch" column builds the twin layer
     assert sorted(users) == ["diagnose/torch_ref.py", "interop.py"]
+
+
+def test_flatten_dims_both_ways():
+    """Flatten(start_dim, end_dim) crosses over with its dims (it used to be refused)."""
+    ref = torch.nn.Sequential(torch.nn.Flatten(2, 3), torch.nn.Flatten(0, 1))
+    ours = from_torch(ref)
+    assert [(m.start_dim, m.end_dim) for m in ours] == [(2, 3), (0, 1)]
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    np.testing.assert_array_equal(ours(x), ref(torch.from_numpy(x)).numpy())
+    back = to_torch(ours)
+    assert [(m.start_dim, m.end_dim) for m in back] == [(2, 3), (0, 1)]

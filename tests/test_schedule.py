@@ -150,7 +150,7 @@ def test_initial_lr_is_kept_like_torch() -> None:
     first = StepLR(opt, step_size=1, gamma=0.5)
     first.step()
     assert opt.lr == pytest.approx(0.05)
-    second = ConstantLR(opt)
+    second = ConstantLR(opt, factor=1.0)
     assert second.lr_at(3) == pytest.approx(0.1)
     assert opt.lr == pytest.approx(0.1)
 

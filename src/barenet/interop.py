@@ -61,8 +61,9 @@ def _torch_layer(layer: nn.Module) -> Any:
         nn.Sigmoid: tnn.Sigmoid,
         nn.Tanh: tnn.Tanh,
         nn.Identity: tnn.Identity,
-        nn.Flatten: tnn.Flatten,
     }
+    if type(layer) is nn.Flatten:
+        return tnn.Flatten(layer.start_dim, layer.end_dim)
     if type(layer) in simple:
         return simple[type(layer)]()
     raise InteropError(f"{type(layer).__name__} has no torch counterpart")
@@ -127,9 +128,7 @@ def _barenet_layer(m: Any, i: int, rng: np.random.Generator) -> nn.Module:
     if isinstance(m, tnn.LeakyReLU):
         return nn.LeakyReLU(m.negative_slope)
     if isinstance(m, tnn.Flatten):
-        if m.start_dim != 1 or m.end_dim != -1:
-            raise refuse("Flatten other than start_dim=1, end_dim=-1")
-        return nn.Flatten()
+        return nn.Flatten(m.start_dim, m.end_dim)
     if isinstance(m, tnn.Dropout2d):
         return nn.Dropout2d(m.p, rng=rng.spawn(1)[0])
     if isinstance(m, tnn.Dropout):

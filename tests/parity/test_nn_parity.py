@@ -238,3 +238,25 @@ def test_dropout_seed_reproducibility() -> None:
     np.testing.assert_array_equal(ya2, b(x))  # the sequence of masks repeats too
     assert not np.array_equal(ya1, ya2)  # successive calls draw fresh masks
     assert not np.array_equal(ya1, nn.Dropout(0.5, rng=124)(x))
+
+
+@pytest.mark.parametrize(("start", "end"), [(1, -1), (0, -1), (2, 3), (1, 2), (-2, -1), (0, 0)])
+def test_flatten_dims(start: int, end: int) -> None:
+    rng = np.random.default_rng((start + 5) * 10 + end + 5)
+    x = rng.standard_normal((2, 3, 4, 5))
+    ours, ref = nn.Flatten(start, end), torch.nn.Flatten(start, end)
+    xt = t(x, grad=True)
+    yt = ref(xt)
+    y = ours(x)
+    assert y.shape == tuple(yt.shape)
+    g = rng.standard_normal(y.shape)
+    yt.backward(t(g))
+    close(y, yt, "forward")
+    close(ours.backward(g), xt.grad, "grad")
+
+
+def test_flatten_refuses_dims_outside_input() -> None:
+    with pytest.raises(ValueError, match="does not fit"):
+        nn.Flatten(2, 5)(np.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match="does not fit"):
+        nn.Flatten(2, 1)(np.zeros((2, 3, 4)))

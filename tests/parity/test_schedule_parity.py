@@ -87,7 +87,15 @@ def _cyclic_ours(**kw):
 
 # name -> (ours(optimizer, **warmup), torch(optimizer))
 PAIRS = {
-    "constant": (lambda o, **w: ConstantLR(o, **w), lambda o: tsched.LambdaLR(o, lambda k: 1.0)),
+    "constant": (
+        lambda o, **w: ConstantLR(o, factor=1.0, total_iters=0, **w),
+        lambda o: tsched.LambdaLR(o, lambda k: 1.0),
+    ),
+    "constant-torch-defaults": (lambda o, **w: ConstantLR(o, **w), tsched.ConstantLR),
+    "constant-factor": (
+        lambda o, **w: ConstantLR(o, 0.25, 12, **w),
+        lambda o: tsched.ConstantLR(o, 0.25, 12),
+    ),
     "step": (lambda o, **w: StepLR(o, 7, 0.5, **w), lambda o: tsched.StepLR(o, 7, 0.5)),
     "multistep": (
         lambda o, **w: MultiStepLR(o, [12, 5, 30, 12], 0.3, **w),

@@ -137,6 +137,8 @@ def _elementwise(op: str) -> Callable[[_Graph, nn.Module, str], None]:
 
 
 def _flatten(g: _Graph, layer: nn.Flatten, name: str) -> None:
+    if (layer.start_dim, layer.end_dim) != (1, -1):  # ONNX's Flatten always gives 2-D
+        raise ExportError(f"layer {name}: only Flatten(start_dim=1, end_dim=-1) maps to ONNX")
     g.add("Flatten", name, axis=1)
     g.shape = (int(np.prod(g.shape)),)
 

@@ -67,15 +67,33 @@ class Linear(Module):
 
 
 class Flatten(Module):
-    """(N, *dims) -> (N, prod(dims)); backward restores the shape. A view, no copy."""
+    """Axes ``start_dim..end_dim`` merged into one, as torch's: by default (N, *dims) ->
+    (N, prod(dims)). Backward restores the shape. A view when the memory allows."""
 
-    def __init__(self) -> None:
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
+        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
         self._shape: tuple[int, ...] | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        if (self.start_dim, self.end_dim) == (1, -1):
+            return x.reshape(x.shape[0], -1)
+        nd = max(x.ndim, 1)
+        lo, hi = self.start_dim % nd, self.end_dim % nd
+        if not (-nd <= self.start_dim < nd and -nd <= self.end_dim < nd) or lo > hi:
+            raise ValueError(
+                f"Flatten(start_dim={self.start_dim}, end_dim={self.end_dim}) does not fit "
+                f"an input of shape {x.shape}"
+            )
+        return x.reshape(*x.shape[:lo], -1, *x.shape[hi + 1 :])
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         return grad_out.reshape(self._shape)
+
+    def extra_repr(self) -> str:
+        return (
+            ""
+            if (self.start_dim, self.end_dim) == (1, -1)
+            else (f"start_dim={self.start_dim}, end_dim={self.end_dim}")
+        )

@@ -106,10 +106,22 @@ class LRSchedule:
 
 
 class ConstantLR(LRSchedule):
-    """lr = initial lr (plus the optional warm-up)."""
+    """torch's ConstantLR: lr = initial * factor for k < total_iters, then the initial lr.
+    (The config's "constant" schedule is ``factor=1``: the initial lr throughout, after the
+    optional warm-up.)"""
+
+    def __init__(
+        self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5, **warmup: Any
+    ) -> None:
+        if not 0.0 <= factor <= 1.0:
+            raise ValueError(f"factor must be in [0, 1], got {factor}")
+        if total_iters < 0:
+            raise ValueError(f"total_iters must be >= 0, got {total_iters}")
+        self.factor, self.total_iters = float(factor), int(total_iters)
+        super().__init__(optimizer, **warmup)
 
     def _value(self, k: int, i: int) -> float:
-        return self.base_lrs[i]
+        return self.base_lrs[i] * self.factor if k < self.total_iters else self.base_lrs[i]
 
 
 class StepLR(LRSchedule):
@@ -250,6 +262,7 @@ def build_schedule(
     except "plateau" (which ignores ``total_steps``; step it once per epoch
     with the metric). With ``R = total_steps - warmup_steps`` iterations left:
 
+    - "constant": ``factor=1`` (the initial lr throughout)
     - "step": ``step_size=max(1, R // 3)``, ``gamma=0.1``
     - "multistep": ``milestones=[R // 2, 3 R // 4]``, ``gamma=0.1``
     - "exponential": ``gamma`` (per step, as torch) so that the lr falls to 1% over R steps
@@ -265,7 +278,10 @@ def build_schedule(
     if total_steps < 0:
         raise ValueError(f"total_steps must be >= 0, got {total_steps}")
     rest = max(1, int(total_steps) - int(kwargs.get("warmup_steps", 0)))
-    if key == "step":
+    if key == "constant":
+        kwargs.setdefault("factor", 1.0)
+        kwargs.setdefault("total_iters", 0)
+    elif key == "step":
         kwargs.setdefault("step_size", max(1, rest // 3))
     elif key == "multistep":
         kwargs.setdefault("milestones", [rest // 2, 3 * rest // 4])
