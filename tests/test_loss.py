@@ -153,3 +153,20 @@ def test_mse_float32_grad(target_dtype: type) -> None:
     grad = loss_fn.backward()
     assert grad.dtype == np.float32 and grad.shape == pred.shape
     np.testing.assert_allclose(loss, np.mean((pred.astype(np.float64) - target) ** 2), rtol=1e-6)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.2])
+def test_weighted_ignored_numeric_grad_and_dtype(eps: float) -> None:
+    rng = np.random.default_rng(7)
+    z, y = 2 * rng.standard_normal((7, 4)), np.array([0, 3, -100, 1, 2, -100, 3])
+    loss_fn = CrossEntropyLoss(weight=[0.5, 2.0, 1.0, 3.0], label_smoothing=eps)
+    loss_fn(z, y)
+    grad = loss_fn.backward()
+    np.testing.assert_allclose(grad, numeric_grad(lambda: loss_fn(z, y), z), rtol=1e-6, atol=1e-9)
+    assert not grad[[2, 5]].any()  # ignored samples get no gradient
+    loss32 = loss_fn(z.astype(np.float32), y)
+    assert loss_fn.backward().dtype == np.float32 and np.isfinite(loss32)
+    with pytest.raises(ValueError, match="classes"):
+        CrossEntropyLoss(weight=[1.0, 2.0])(z, np.zeros(7, int))
+    with pytest.raises(TypeError, match="label_smoothing"):
+        CrossEntropyLoss(0.1)

@@ -260,3 +260,32 @@ def test_flatten_refuses_dims_outside_input() -> None:
         nn.Flatten(2, 5)(np.zeros((2, 3, 4)))
     with pytest.raises(ValueError, match="does not fit"):
         nn.Flatten(2, 1)(np.zeros((2, 3, 4)))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("eps", [0.0, 0.15])
+@pytest.mark.parametrize("weighted", [True, False])
+def test_cross_entropy_weight_and_ignore_index(
+    seed: int, reduction: str, eps: float, weighted: bool
+) -> None:
+    """Class weights and ignored samples (label -100, torch's default ignore_index)."""
+    rng = np.random.default_rng(seed)
+    n, c = int(rng.integers(2, 64)), int(rng.integers(2, 20))
+    z, y = rng.standard_normal((n, c)) * 4, rng.integers(0, c, n)
+    y[rng.random(n) < 0.3] = -100
+    y[0] = 0  # at least one kept
+    w = rng.uniform(0.1, 3.0, c) if weighted else None
+    loss_fn = nn.CrossEntropyLoss(weight=w, reduction=reduction, label_smoothing=eps)
+    zt = t(z, grad=True)
+    lt = F.cross_entropy(
+        zt,
+        torch.from_numpy(y),
+        weight=None if w is None else t(w),
+        reduction=reduction,
+        label_smoothing=eps,
+    )
+    g = rng.standard_normal(n) if reduction == "none" else None
+    lt.backward(None if g is None else t(g))
+    close(loss_fn(z, y), lt, "loss")
+    close(loss_fn.backward(g), zt.grad, "grad")

@@ -56,12 +56,22 @@ def torch_twin(mod: Any, torch_nn: Any) -> Any | None:
         nn.Identity: t.Identity,
         nn.Flatten: t.Flatten,
     }
+    if isinstance(mod, nn.Loss) and mod.reduction == "none":
+        return None  # compared as scalars only
     if type(mod) is nn.MSELoss:
         return t.MSELoss(reduction=mod.reduction)
     if type(mod) in simple:
         return simple[type(mod)]()
     if type(mod) is nn.CrossEntropyLoss:
-        return t.CrossEntropyLoss(label_smoothing=mod.label_smoothing, reduction=mod.reduction)
+        import torch
+
+        weight = None if mod.weight is None else torch.from_numpy(mod.weight)
+        return t.CrossEntropyLoss(
+            weight,
+            ignore_index=mod.ignore_index,
+            reduction=mod.reduction,
+            label_smoothing=mod.label_smoothing,
+        )
     return None
 
 

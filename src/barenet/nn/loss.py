@@ -66,16 +66,34 @@ class Loss:
 class CrossEntropyLoss(Loss):
     """Softmax cross-entropy on logits with integer labels (torch's ``CrossEntropyLoss``).
 
-    logits z: (N, C), labels y: (N,) ints in [0, C). With smoothing e the target is
-    q = (1 - e) onehot(y) + e / C, and l_n = -sum_c q_nc log softmax(z)_nc; the loss is
-    mean_n l_n (``reduction="mean"``), sum_n l_n, or l itself (``"none"``).
-    dl_n/dz_n = softmax(z_n) - q_n, so dL/dz = (softmax(z) - q) / N for the mean.
+    logits z: (N, C), labels y: (N,) ints in [0, C) or ``ignore_index``. With class weights
+    w (default ones) and smoothing e, for each sample not ignored:
+
+        l_n = (1 - e) w_{y_n} (-log p_{n,y_n}) + (e / C) sum_c w_c (-log p_nc),  p = softmax(z_n)
+
+    and the loss is sum_n l_n / sum_n w_{y_n} (``reduction="mean"``: with no weights, the
+    mean over the samples not ignored), sum_n l_n (``"sum"``) or l itself (``"none"``).
+    dl_n/dz_n = (1 - e) w_{y_n} (p - onehot(y_n)) + (e / C) (sum_c w_c p - w).
     """
 
-    def __init__(self, label_smoothing: float = 0.0, reduction: str = "mean") -> None:
+    def __init__(
+        self,
+        weight: np.ndarray | None = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+    ) -> None:
         super().__init__(reduction)
+        if isinstance(weight, (int, float)):  # the old positional label_smoothing
+            raise TypeError("CrossEntropyLoss(weight, ...): pass label_smoothing= by name")
         if not 0.0 <= label_smoothing <= 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+        self.weight = None if weight is None else np.asarray(weight, dtype=np.float64)
+        if self.weight is not None and (
+            self.weight.ndim != 1 or not np.isfinite(self.weight).all()
+        ):
+            raise ValueError("CrossEntropyLoss: weight must be a finite 1-D array, one per class")
+        self.ignore_index = int(ignore_index)
         self.label_smoothing = label_smoothing
 
     def forward(self, logits: np.ndarray, labels: np.ndarray) -> np.floating | np.ndarray:
@@ -87,38 +105,68 @@ class CrossEntropyLoss(Loss):
             raise ValueError(
                 f"CrossEntropyLoss: labels must be {n} integers, got {labels.dtype} {labels.shape}"
             )
+        if self.weight is not None and self.weight.shape != (c,):
+            raise ValueError(f"CrossEntropyLoss: weight has {self.weight.size} classes, logits {c}")
+        ignored = labels == self.ignore_index if labels.dtype.kind == "i" else None
+        if ignored is not None and not ignored.any():
+            ignored = None
+        kept = labels if ignored is None else labels[~ignored]
         # NumPy would read a label -1 as the last class; torch refuses it
-        if n and (labels.min() < 0 or labels.max() >= c):
+        if kept.size and (kept.min() < 0 or kept.max() >= c):
             raise ValueError(
-                f"CrossEntropyLoss: labels must lie in [0, {c}), got {labels.min()}..{labels.max()}"
+                f"CrossEntropyLoss: labels must lie in [0, {c}), got {kept.min()}..{kept.max()}"
             )
         logp = log_softmax(logits)
-        rows = np.arange(n)
         eps = self.label_smoothing
-        nll = -logp[rows, labels]
-        self._cache = (logp, labels)
-        if self.reduction == "mean":  # kept as two means: the bits of earlier releases
-            loss = nll.mean()
-            if eps:
-                loss = (1 - eps) * loss - eps * logp.mean(axis=1).mean()
-            return np.float64(loss)
-        return self._reduce((1 - eps) * nll - eps * logp.mean(axis=1) if eps else nll)
+        if self.weight is None and ignored is None:  # the common case, in its original bits
+            nll = -logp[np.arange(n), labels]
+            self._cache = (logp, labels, None)
+            if self.reduction == "mean":
+                loss = nll.mean()
+                if eps:
+                    loss = (1 - eps) * loss - eps * logp.mean(axis=1).mean()
+                return np.float64(loss)
+            return self._reduce((1 - eps) * nll - eps * logp.mean(axis=1) if eps else nll)
+        # class weights and/or ignored samples: torch's weighted form, float64 sums
+        w = np.ones(c) if self.weight is None else self.weight
+        keep = np.ones(n) if ignored is None else (~ignored).astype(np.float64)
+        safe = labels if ignored is None else np.where(ignored, 0, labels)
+        wy = w[safe] * keep  # w_{y_n}, 0 for ignored samples
+        per = (1 - eps) * wy * -logp[np.arange(n), safe]
+        if eps:
+            per = per + (eps / c) * keep * -(logp @ w.astype(logp.dtype))
+        self._cache = (logp, safe, (w, keep, wy, wy.sum()))
+        if self.reduction == "mean":
+            return np.float64(per.sum() / wy.sum())
+        return self._reduce(per.astype(logp.dtype) if self.reduction == "none" else per)
 
     def backward(self, grad: np.ndarray | None = None) -> np.ndarray:
         """dL/d(logits), (N, C); ``grad`` (N,) only with ``reduction="none"``."""
-        logp, labels = self._cache
+        logp, labels, weighted = self._cache
         n, c = logp.shape
         out = np.exp(logp)  # softmax
         eps = self.label_smoothing
-        out[np.arange(n), labels] -= 1 - eps
-        if eps:
-            out -= eps / c
         scale = self._scale(grad, n, (n,))
+        if weighted is None:
+            out[np.arange(n), labels] -= 1 - eps
+            if eps:
+                out -= eps / c
+            if self.reduction == "mean":
+                out /= n  # a division, as always (bit-identical to earlier releases)
+            elif not np.isscalar(scale):
+                out *= scale[:, None].astype(out.dtype, copy=False)
+            return out
+        w, keep, wy, total = weighted
+        p = out.astype(np.float64)
+        g = (1 - eps) * wy[:, None] * p
+        g[np.arange(n), labels] -= (1 - eps) * wy
+        if eps:
+            g += (eps / c) * keep[:, None] * (w.sum() * p - w)
         if self.reduction == "mean":
-            out /= n  # a division, as always (bit-identical to earlier releases)
+            g /= total
         elif not np.isscalar(scale):
-            out *= scale[:, None].astype(out.dtype, copy=False)
-        return out
+            g *= scale[:, None]
+        return g.astype(logp.dtype)
 
 
 class MSELoss(Loss):
