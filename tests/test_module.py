@@ -338,6 +338,24 @@ def test_to_float64() -> None:
     assert bufs["running_mean"].dtype == np.float64 and bufs["count"].dtype == np.int64
 
 
+def test_float_double_and_cpu_like_torch() -> None:
+    model = mlp(dtype=np.float32)
+    x = np.random.default_rng(5).standard_normal((2, 6))
+    model(x.astype(np.float32))
+    model.backward(np.ones((2, 3), np.float32))  # a float32 gradient now held
+    assert model.double() is model and model.to("cpu") is model and model.to("cpu:0") is model
+    for p in model.parameters():
+        assert p.data.dtype == np.float64 and p.grad.dtype == np.float64 and not p.grad.any()
+    model(x)
+    model.backward(np.ones((2, 3)))  # written into float64 gradients
+    assert all(p.grad.dtype == np.float64 for p in model.parameters())
+    assert model.float()[0].weight.data.dtype == np.float32
+    with pytest.raises(TypeError, match="CPU"):
+        model.to("cuda")
+    with pytest.raises(TypeError, match="floating"):
+        model.to(np.int32)
+
+
 def test_repr_lists_children() -> None:
     text = repr(mlp())
     assert "Sequential" in text and "(0): Linear(6, 5, bias=True)" in text and "(1): ReLU()" in text

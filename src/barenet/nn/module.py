@@ -65,6 +65,8 @@ class Parameter:
     @grad.setter
     def grad(self, value: np.ndarray | None) -> None:
         if value is None:  # torch's way to clear a gradient: the same as zero_grad here
+            if self._grad.shape != self.data.shape or self._grad.dtype != self.data.dtype:
+                self._grad = np.zeros_like(self.data)  # data was replaced (e.g. Module.to)
             self._cleared = True
             return
         value = np.asarray(value)
@@ -254,17 +256,34 @@ class Module:
             names[name][...] = state[name]
         return IncompatibleKeys(missing, unexpected)
 
-    def to(self, dtype: np.dtype | type) -> Module:
-        """Cast every parameter (and floating buffer) to ``dtype`` in place; returns self."""
+    def to(self, dtype: np.dtype | type | str) -> Module:
+        """Cast every parameter (and floating buffer) to ``dtype`` in place; returns self.
+        ``to("cpu")`` (torch's device move) is accepted and does nothing: barenet is the CPU."""
+        if isinstance(dtype, str) and dtype.split(":")[0] == "cpu":
+            return self
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"to({dtype!r}): barenet runs on the CPU; pass a NumPy dtype") from None
+        if dtype.kind != "f":
+            raise TypeError(f"to({dtype}): parameters must be floating point")
         for p in self.parameters():
             p.data = p.data.astype(dtype)
-            p.grad = np.zeros_like(p.data)
+            p.grad = None  # zeros of the new dtype when read
         for m in self.modules():
             bufs = m.__dict__.get("_buffers", {})
             for k, v in bufs.items():
                 if np.issubdtype(v.dtype, np.floating):
                     bufs[k] = v.astype(dtype)
         return self
+
+    def float(self) -> Module:
+        """``to(np.float32)``, as torch's ``module.float()``."""
+        return self.to(np.float32)
+
+    def double(self) -> Module:
+        """``to(np.float64)``, as torch's ``module.double()``."""
+        return self.to(np.float64)
 
     def extra_repr(self) -> str:
         return ""
