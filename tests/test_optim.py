@@ -238,3 +238,26 @@ def test_grad_norm_and_clipping() -> None:
     single.grad[0] = np.nan
     with pytest.raises(RuntimeError):
         clip_grad_norm_(single, 1.0, error_if_nonfinite=True)
+
+
+def test_closure_and_set_to_none_like_torch() -> None:
+    from barenet import nn
+
+    model = nn.Sequential(nn.Linear(3, 2, rng=0))
+    opt = SGD(model.parameters(), lr=0.1)
+    x, y = np.ones((4, 3), np.float32), np.array([0, 1, 0, 1])
+    loss_fn = nn.CrossEntropyLoss()
+    before = model[0].weight.data.copy()
+
+    def closure() -> float:
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        model.backward(loss_fn.backward())
+        return loss
+
+    loss = opt.step(closure)
+    assert isinstance(loss, float) and loss > 0
+    assert not np.array_equal(model[0].weight.data, before)  # the closure's gradient was used
+    model.zero_grad(set_to_none=False)
+    assert not model[0].weight.grad.any()
+    assert opt.step() is None

@@ -197,7 +197,8 @@ class Module:
     def num_parameters(self) -> int:
         return int(sum(p.data.size for p in self.parameters()))
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Every parameter's gradient reads as zeros from now on (lazily; see Parameter)."""
         for p in self.parameters():
             p.zero_grad()
 

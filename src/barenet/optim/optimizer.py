@@ -139,8 +139,9 @@ class Optimizer:
             group["lr"] = float(value)
 
     # -- the update ------------------------------------------------------------
-    def zero_grad(self) -> None:
-        """Set every parameter's gradient to zero (lazily: ``Parameter.zero_grad``)."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Set every parameter's gradient to zero (lazily: ``Parameter.zero_grad``; torch's
+        ``set_to_none`` is accepted, and either way ``p.grad`` then reads as zeros)."""
         for p in self._params():
             p.zero_grad()
 
@@ -155,14 +156,16 @@ class Optimizer:
             self._scratch[p.data.dtype] = buf
         return [buf[i * n : (i + 1) * n].reshape(p.data.shape) for i in range(count)]
 
-    def step(self) -> None:
-        """Apply one update to every parameter from its current ``.grad``.
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        """Apply one update to every parameter from its current ``.grad``. ``closure``
+        (torch's): called first, it recomputes the loss and gradients; its loss is returned.
 
         With several threads, element-wise rules (``_elementwise``) update each large
         parameter in one contiguous part per thread, run by barenet's threads. Every
         element gets the same arithmetic however it is cut, so the bits do not change. A
         parameter's first update is whole: it creates the state that the parts slice.
         """
+        loss = None if closure is None else closure()
         index, tasks = 0, []
         parts = parallel.get_threads() if self._elementwise else 1
         for group in self.param_groups:
@@ -177,6 +180,7 @@ class Optimizer:
         if tasks:
             parallel.run(tasks)
         threads.tick()  # one training step ended: "auto" threads time it
+        return loss
 
     def _part_tasks(
         self, index: int, p: Parameter, state: dict[str, Any], group: dict[str, Any], parts: int
