@@ -179,3 +179,33 @@ def test_small_cnn_end_to_end_parity():
     close(dx, xt.grad, "input grad")
     for name, p in ours.named_parameters():
         close(p.grad, torch_params[name].grad, name)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "dilation", "padding"),
+    [
+        (3, 1, "same"),
+        ((5, 3), 1, "same"),
+        (3, 2, "same"),
+        ((2, 4), 1, "valid"),
+        ((2, 4), 2, "same"),
+    ],
+)
+def test_conv_string_padding(kernel, dilation, padding) -> None:
+    rng = np.random.default_rng(3)
+    ours = nn.Conv2d(2, 3, kernel, padding=padding, dilation=dilation, rng=rng, dtype=np.float64)
+    ref = torch.nn.Conv2d(2, 3, kernel, padding=padding, dilation=dilation, dtype=torch.float64)
+    with torch.no_grad():
+        ref.weight.copy_(torch.from_numpy(ours.weight.data))
+        ref.bias.copy_(torch.from_numpy(ours.bias.data))
+    x = rng.standard_normal((2, 2, 9, 8))
+    np.testing.assert_allclose(ours(x), ref(torch.from_numpy(x)).detach().numpy(), rtol=1e-10)
+
+
+def test_conv_string_padding_refusals() -> None:
+    with pytest.raises(ValueError, match="even kernel"):
+        nn.Conv2d(1, 1, 2, padding="same")
+    with pytest.raises(ValueError, match="stride 1"):
+        nn.Conv2d(1, 1, 3, stride=2, padding="same")
+    with pytest.raises(ValueError, match="'valid' or 'same'"):
+        nn.Conv2d(1, 1, 3, padding="full")

@@ -76,7 +76,7 @@ class Conv2d(Module):
         out_channels: int,
         kernel_size: IntPair,
         stride: IntPair = 1,
-        padding: IntPair = 0,
+        padding: IntPair | str = 0,
         dilation: IntPair = 1,
         bias: bool = True,
         init: str = "default",
@@ -88,8 +88,8 @@ class Conv2d(Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = pair(kernel_size, "kernel_size")
         self.stride = pair(stride, "stride")
-        self.padding = pair(padding, "padding")
         self.dilation = pair(dilation, "dilation")
+        self.padding = self._padding(padding)
         if min(self.kernel_size + self.stride + self.dilation) < 1 or min(self.padding) < 0:
             raise ValueError("kernel_size, stride, dilation must be >= 1 and padding >= 0")
         kh, kw = self.kernel_size
@@ -101,6 +101,25 @@ class Conv2d(Module):
             else None
         )
         self._cache: tuple | None = None
+
+    def _padding(self, padding: IntPair | str) -> tuple[int, int]:
+        """torch's ``padding``: ints, or ``"valid"`` (none) or ``"same"`` (output as large as
+        the input; stride 1, and an even total padding so both sides get half of it)."""
+        if not isinstance(padding, str):
+            return pair(padding, "padding")
+        if padding == "valid":
+            return (0, 0)
+        if padding != "same":
+            raise ValueError(f"padding must be ints, 'valid' or 'same', got {padding!r}")
+        if self.stride != (1, 1):
+            raise ValueError("padding='same' needs stride 1 (as in torch)")
+        totals = [d * (k - 1) for k, d in zip(self.kernel_size, self.dilation, strict=True)]
+        if any(t % 2 for t in totals):
+            raise ValueError(
+                "padding='same' with an even kernel pads one side more (torch does this); "
+                "barenet pads both sides equally: use an odd kernel or explicit padding"
+            )
+        return totals[0] // 2, totals[1] // 2
 
     def output_shape(self, h: int, w: int) -> tuple[int, int]:
         """(OH, OW) for an (H, W) input."""
