@@ -107,15 +107,16 @@ class CrossEntropyLoss(Loss):
             )
         if self.weight is not None and self.weight.shape != (c,):
             raise ValueError(f"CrossEntropyLoss: weight has {self.weight.size} classes, logits {c}")
-        ignored = labels == self.ignore_index if labels.dtype.kind == "i" else None
-        if ignored is not None and not ignored.any():
-            ignored = None
-        kept = labels if ignored is None else labels[~ignored]
-        # NumPy would read a label -1 as the last class; torch refuses it
-        if kept.size and (kept.min() < 0 or kept.max() >= c):
-            raise ValueError(
-                f"CrossEntropyLoss: labels must lie in [0, {c}), got {kept.min()}..{kept.max()}"
-            )
+        # One comparison in the common case: as unsigned, a negative label is huge.
+        # (NumPy would read a label -1 as the last class; torch refuses it.)
+        outside = labels.view(f"u{labels.itemsize}") >= c
+        ignored = None
+        if outside.any():
+            if labels.dtype.kind == "i":
+                ignored = labels == self.ignore_index
+            bad = labels[outside if ignored is None else outside & ~ignored]
+            if bad.size:
+                raise ValueError(f"CrossEntropyLoss: labels must lie in [0, {c}), got {bad[0]}")
         logp = log_softmax(logits)
         eps = self.label_smoothing
         if self.weight is None and ignored is None:  # the common case, in its original bits
