@@ -9,7 +9,7 @@ import socket
 import sys
 from pathlib import Path
 
-from .common import EXIT_BAD_INPUT, EXIT_OK
+from .common import EXIT_BAD_INPUT, EXIT_OK, port_number
 
 
 def _need(extra: str, *modules: str) -> None:
@@ -131,7 +131,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="a local draw-a-digit web page and JSON API for a run")
     p.add_argument("run_dir", help="a finished run folder (from barenet train)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free)")
+    p.add_argument(
+        "--port", type=port_number, default=8000, help="port (default 8000; 0: any free)"
+    )
     p.add_argument(
         "--log-level",
         default="warning",
