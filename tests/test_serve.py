@@ -240,3 +240,13 @@ def test_cli_port_out_of_range_is_bad_input(command, mlp_run, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "must be 0-65535, got 99999" in err and "Traceback" not in err
+
+
+def test_a_missing_extra_names_the_folder_install():
+    # It said pip install 'barenet[web]', which asks PyPI for a package named barenet
+    # instead of adding the extra to this folder install (as every other message says).
+    from barenet.cli.predict import _need
+    from barenet.errors import UserError
+
+    with pytest.raises(UserError, match=r"pip install -e '\.\[web\]'"):
+        _need("web", "barenet_no_such_module")

@@ -22,7 +22,9 @@ def _need(extra: str, *modules: str) -> None:
         try:
             importlib.import_module(m)
         except ImportError:
-            raise UserError(f"this command needs {m}: pip install 'barenet[{extra}]'") from None
+            raise UserError(
+                f"this command needs {m}: pip install -e '.[{extra}]' in barenet's folder"
+            ) from None
 
 
 def _percent(p: float) -> str:
