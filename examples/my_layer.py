@@ -1,8 +1,8 @@
 """A layer of your own, checked with ``barenet gradcheck``.
 
-    barenet gradcheck examples/my_layer.py:Swish          # fails: backward misses a term
-    barenet gradcheck examples/my_layer.py:FixedSwish     # passes
-    barenet gradcheck examples/my_layer.py:net            # the fixed layer inside a network
+    barenet gradcheck examples/my_layer.py:Swish --input-shape 4,6       # fails: a term missing
+    barenet gradcheck examples/my_layer.py:FixedSwish --input-shape 4,6  # passes
+    barenet gradcheck examples/my_layer.py:net                           # the fixed layer in a net
 
 Swish (Ramachandran et al. 2017): y = x * sigmoid(x), so
 dy/dx = sigmoid(x) + x * sigmoid(x) * (1 - sigmoid(x)) -- two terms by the product rule.

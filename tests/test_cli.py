@@ -43,6 +43,7 @@ def test_train_test_info(tmp_path, capsys):
         "--quiet",
     )
     assert code == 0, stdout
+    assert " (1 epoch); " in stdout, stdout  # not "(1 epochs)"
     # complete: the training state and the lock are gone
     assert {p.name for p in out.iterdir()} == {
         "config.yaml",

@@ -228,3 +228,18 @@ def test_cli_bad_input_is_one_line_and_exit_2(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def test_the_commands_in_the_examples_docstring_work_as_written(capsys) -> None:
+    # Its docstring showed `barenet gradcheck examples/my_layer.py:Swish` without
+    # --input-shape, which stops with "cannot guess the input shape" (exit 2).
+    import ast
+
+    doc = ast.get_docstring(ast.parse(Path(EXAMPLE).read_text(encoding="utf-8"))) or ""
+    lines = [ln.strip() for ln in doc.splitlines()]
+    commands = [ln.split("#")[0].split() for ln in lines if ln.startswith("barenet gradcheck")]
+    assert len(commands) == 3
+    for argv in commands:
+        argv = [a.replace("examples/my_layer.py", EXAMPLE) for a in argv[1:]]
+        expected = 1 if argv[1].endswith(":Swish") else 0  # Swish is the broken one
+        assert main(argv) == expected, capsys.readouterr().err

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
@@ -30,3 +31,23 @@ def test_readme_block_runs(code, tmp_path, data_dir):
         timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_config_reference_shows_every_key_and_its_default():
+    from barenet.config import Config, to_dict
+
+    text = README.read_text(encoding="utf-8")
+    block = re.search(r"## Config reference.*?```yaml\n(.*?)```", text, re.S)
+    assert block, "the README lost its config reference"
+    shown, real = yaml.safe_load(block.group(1)), to_dict(Config())
+
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+        return out
+
+    shown, real = flat(shown), flat(real)
+    assert sorted(set(real) - set(shown)) == [], "keys the reference leaves out"
+    assert sorted(set(shown) - set(real)) == [], "keys the reference invents"
+    assert {k: v for k, v in shown.items() if v != real[k]} == {}, "defaults that differ"

@@ -200,3 +200,20 @@ def test_ranking_breaks_accuracy_ties_by_validation_loss():
         t.number = i
     order = [t.number for t in ranked(trials, maximize=True)]
     assert order == [1, 2, 0, 3]
+
+
+def test_a_storage_that_cannot_be_opened_leaves_no_output_folder(tmp_path, capsys):
+    # `barenet search ... --storage postgresql://...@db-host/...` with the database down
+    # stopped in one line but left an empty runs/search/STUDY behind.
+    from barenet.cli import main
+
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(
+        "base_config: {model: {sizes: [784, 16, 10]}}\nsampler: grid\nspace: {optim.lr: [0.1]}\n"
+    )
+    out = tmp_path / "out" / "study"
+    url = "postgresql://nobody@127.0.0.1:1/none"  # nothing listens on port 1
+    assert main(["search", str(cfg), "--storage", url, "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot open" in err[0]
+    assert not out.exists()

@@ -228,3 +228,25 @@ def test_cli_serve_bad_run_and_busy_port(tmp_path, mlp_run):
         )
     assert r.returncode == 2 and "cannot listen on 127.0.0.1:" + port in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["serve", "dashboard"])
+def test_cli_port_out_of_range_is_bad_input(command, mlp_run, capsys):
+    # --port 99999 ended in the socket's OverflowError: an internal error (exit 1).
+    from barenet.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main([command, str(mlp_run), "--port", "99999"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "must be 0-65535, got 99999" in err and "Traceback" not in err
+
+
+def test_a_missing_extra_names_the_folder_install():
+    # It said pip install 'barenet[web]', which asks PyPI for a package named barenet
+    # instead of adding the extra to this folder install (as every other message says).
+    from barenet.cli.predict import _need
+    from barenet.errors import UserError
+
+    with pytest.raises(UserError, match=r"pip install -e '\.\[web\]'"):
+        _need("web", "barenet_no_such_module")

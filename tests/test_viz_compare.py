@@ -50,3 +50,23 @@ def test_identical_runs_are_named_and_drawn_distinguishably(tmp_path, monkeypatc
     assert len(styles) == 3
     np.testing.assert_array_equal(lines[0].get_ydata(), lines[1].get_ydata())
     assert plt.get_fignums() == []
+
+
+def test_one_epoch_runs_get_whole_epoch_ticks(tmp_path, monkeypatch):
+    # An experiment smoke run (--set train.epochs=1) drew its curves.png with ticks
+    # 0.945 ... 1.05: the epoch axis of a comparison has whole epochs only.
+    captured = {}
+    real_save = compare.save_figure
+
+    def spy(fig, path):
+        fig.canvas.draw()
+        captured["ticks"] = [list(ax.get_xticks()) for ax in fig.axes if ax.get_lines()]
+        return real_save(fig, path)
+
+    monkeypatch.setattr(compare, "save_figure", spy)
+    runs = {
+        "a": [{"epoch": [1], "val_accuracy": [0.5], "loss": [2.0]}] * 2,
+        "b": {"epoch": [1], "val_accuracy": [0.6], "loss": [1.5]},
+    }
+    compare.overlay_curves(runs, tmp_path / "o.png", metrics=["val_accuracy", "loss"])
+    assert captured["ticks"] == [[1.0], [1.0]]

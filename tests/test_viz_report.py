@@ -325,3 +325,15 @@ def test_history_reader_tolerates_gaps(tmp_path):
     h = read_history(tmp_path)
     np.testing.assert_array_equal(h["epoch"], [1, 2])
     assert np.isnan(h["val_loss"][0]) and h["val_loss"][1] == 1.7
+
+
+def test_report_on_an_experiment_folder_says_what_writes_it(tmp_path, capsys):
+    # `barenet report runs/experiments/NAME` said "is not a run folder: expected
+    # model.safetensors ...", as if the folder were broken.
+    exp = tmp_path / "init"
+    exp.mkdir()
+    (exp / "experiment.yaml").write_text("name: init\n")
+    assert main(["report", str(exp)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is an experiment folder" in err[0]
+    assert "barenet experiment" in err[0] and not (exp / "report.html").exists()

@@ -56,6 +56,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+def port_number(text: str) -> int:
+    """argparse ``type=``: a TCP port, 0-65535 (0: any free one); 99999 would otherwise end in
+    the socket's OverflowError, an internal error."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0-65535, got {value}")
+    return value
+
+
 def add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-dir",

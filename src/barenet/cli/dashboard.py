@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .common import port_number
+
 
 def storage_for(folder: str | None, url: str | None):
     """The Optuna storage of a search/experiment folder (its ``study.journal``) or a URL."""
@@ -91,5 +93,5 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="127.0.0.1",
         help="address to listen on (default: 127.0.0.1, this machine only)",
     )
-    p.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    p.add_argument("--port", type=port_number, default=8080, help="port (default: 8080)")
     p.set_defaults(func=cmd_dashboard)

@@ -9,7 +9,7 @@ import socket
 import sys
 from pathlib import Path
 
-from .common import EXIT_BAD_INPUT, EXIT_OK
+from .common import EXIT_BAD_INPUT, EXIT_OK, port_number
 
 
 def _need(extra: str, *modules: str) -> None:
@@ -22,7 +22,9 @@ def _need(extra: str, *modules: str) -> None:
         try:
             importlib.import_module(m)
         except ImportError:
-            raise UserError(f"this command needs {m}: pip install 'barenet[{extra}]'") from None
+            raise UserError(
+                f"this command needs {m}: pip install -e '.[{extra}]' in barenet's folder"
+            ) from None
 
 
 def _percent(p: float) -> str:
@@ -131,7 +133,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="a local draw-a-digit web page and JSON API for a run")
     p.add_argument("run_dir", help="a finished run folder (from barenet train)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free)")
+    p.add_argument(
+        "--port", type=port_number, default=8000, help="port (default 8000; 0: any free)"
+    )
     p.add_argument(
         "--log-level",
         default="warning",

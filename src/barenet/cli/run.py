@@ -26,7 +26,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..run_metrics import RunMetrics
 
     m = RunMetrics.from_dict(metrics)
-    line = f"done in {m.train_seconds:.1f} s ({m.epochs_run} epochs)"
+    n = m.epochs_run
+    line = f"done in {m.train_seconds:.1f} s ({n} epoch{'s' * (n != 1)})"
     if m.val_accuracy is not None:
         line += f"; best val accuracy {m.val_accuracy:.4f} (epoch {m.best_epoch})"
     if m.test_accuracy is not None:

@@ -8,7 +8,7 @@ BatchNormalization with the running statistics (inference), activations -> Relu 
 LeakyRelu / Sigmoid / Tanh, Flatten -> Flatten(axis=1). Dropout is the identity at
 inference and is left out. The batch dimension is symbolic (``batch``); the graph has one
 input ``input`` (the normalised images, (batch, 784) or (batch, C, H, W)) and one output
-``logits``. Needs the ``onnx`` package (``pip install 'barenet[onnx]'``).
+``logits``. Needs the ``onnx`` package (``pip install -e '.[onnx]'``).
 """
 
 from __future__ import annotations

@@ -204,8 +204,15 @@ def run_study(job: StudyJob, describe: str = "") -> SearchResult:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
         task.check_out(out)
+        created = not out.exists()
         out.mkdir(parents=True, exist_ok=True)
-        storage = make_storage(job.storage, out, on_stale=on_stale_trial)
+        try:
+            storage = make_storage(job.storage, out, on_stale=on_stale_trial)
+        except Exception:
+            if created:  # a --storage that cannot be opened leaves no empty output folder
+                with contextlib.suppress(OSError):
+                    out.rmdir()
+            raise
         study = open_study(task, storage, create=True)
         fileio.save_yaml(out / task.manifest, task.resolved(budget))
         with budget_lock(storage, job.storage, out, task.study_name):

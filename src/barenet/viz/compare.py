@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.ticker import MaxNLocator, PercentFormatter
+from matplotlib.ticker import PercentFormatter
 
 from .. import fileio
 from ..errors import UserError
 from ..rundir import COMPARISON_CSV, COMPARISON_CURVES_PNG, COMPARISON_MD
-from .curves import spans_decades
+from .curves import epoch_axis, spans_decades
 from .rundata import as_history, check_run_dir, has_values, read_history, read_metrics
 from .style import CLASS_CMAP, closes_on_error, new_figure, plt, save_figure
 
@@ -100,6 +100,7 @@ def overlay_curves(
     for c, metric in enumerate(shown):
         ax = axes[0, c]
         every: list[np.ndarray] = []
+        drawn: list[np.ndarray] = []
         for k, (label, hs) in enumerate(runs.items()):
             epochs, vals = align(hs, metric)
             have = np.isfinite(vals).sum(axis=0)
@@ -131,11 +132,11 @@ def overlay_curves(
                     lo, hi = np.nanmin(v, axis=0), np.nanmax(v, axis=0)
                 ax.fill_between(e, lo, hi, color=color, alpha=0.18, lw=0)
             every.append(v[np.isfinite(v)])
+            drawn.append(np.asarray(e, dtype=np.float64))
         ax.set_title(CURVE_TITLES.get(metric, metric))
-        ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(True, alpha=0.3)
+        # Whole-epoch ticks, also for runs of one or two epochs (not 0.945 ... 1.05).
+        epoch_axis(ax, np.concatenate(drawn) if drawn else None)
         if "loss" in metric and every and spans_decades(np.concatenate(every), 10):
             ax.set_yscale("log")
         if "accuracy" in metric:

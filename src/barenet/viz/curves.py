@@ -37,7 +37,7 @@ def best_epoch(history: History) -> float | None:
     return None
 
 
-def _epoch_axis(ax: Axes, epochs: np.ndarray | None = None) -> None:
+def epoch_axis(ax: Axes, epochs: np.ndarray | None = None) -> None:
     """Integer epoch ticks; a run of one or two epochs gets a half-epoch margin so the
     locator has whole numbers to show (not 0.945 ... 1.05)."""
     ax.set_xlabel("epoch")
@@ -71,7 +71,7 @@ def _pair(ax: Axes, h: History, key: str, label: str, best: float | None) -> Non
             drawn = True
     ax.set_title(label)
     ax.set_ylabel(label.lower())
-    _epoch_axis(ax, e)
+    epoch_axis(ax, e)
     if not drawn:
         _empty(ax, label.lower())
         return
@@ -83,7 +83,7 @@ def _pair(ax: Axes, h: History, key: str, label: str, best: float | None) -> Non
 def _single(ax: Axes, h: History, key: str, title: str, ylabel: str, color: str) -> None:
     ax.set_title(title)
     ax.set_ylabel(ylabel)
-    _epoch_axis(ax, h.get("epoch"))
+    epoch_axis(ax, h.get("epoch"))
     if not has_values(h, key):
         _empty(ax, title.lower())
         return
@@ -120,7 +120,7 @@ def _schedule(ax: Axes, h: History, x: np.ndarray, lr: np.ndarray) -> None:
     ax.plot(starts, h["lr"], "o", ms=4, color="0.25", label="logged at epoch start")
     ax.set_title("Learning rate")
     ax.set_ylabel("learning rate")
-    _epoch_axis(ax)
+    epoch_axis(ax)
     ax.set_xlim(0, float(x[-1]) + 0.05 * float(x[-1]))
     if lr_log_scale(lr):
         ax.set_yscale("log")

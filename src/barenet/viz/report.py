@@ -17,7 +17,7 @@ import yaml
 from .. import fileio
 from ..config import to_dict
 from ..run_metrics import RunMetrics
-from ..rundir import PLOTS_DIR, REPORT_FILE
+from ..rundir import EXPERIMENT_FILE, PLOTS_DIR, REPORT_FILE, RunFolderError
 from . import html as H
 from . import plots
 from .compare_report import is_compare_dir, write_compare_report
@@ -135,6 +135,11 @@ def write_report(
         return write_search_report(run_dir, out_path, data_dir=data_dir)
     if is_compare_dir(run_dir):
         return write_compare_report(run_dir, out_path)
+    if (Path(run_dir) / EXPERIMENT_FILE).is_file():
+        raise RunFolderError(
+            f"{run_dir} is an experiment folder: `barenet experiment` writes its report.html;"
+            " run the same command again to redraw it (it trains nothing already done)"
+        )
     run = check_run_dir(run_dir)
     out = Path(out_path) if out_path is not None else run / REPORT_FILE
     cfg = read_config(run)
