@@ -76,6 +76,15 @@ def test_missing_config_file(tmp_path, capsys):
     assert_one_line_error(code, err, "config file not found")
 
 
+def test_out_where_a_file_is(mlp_run, tmp_path, capsys):
+    """--out naming a file (or a folder under one) says a file is in the way."""
+    (tmp_path / "notes.md").write_text("mine")
+    for out in (tmp_path / "notes.md", tmp_path / "notes.md" / "plots"):
+        code, _, err = run_cli(capsys, "plot", mlp_run, "--out", out)
+        assert_one_line_error(code, err, "a file is in the way")
+    assert (tmp_path / "notes.md").read_text() == "mine"
+
+
 def test_refuses_to_overwrite_a_run(mlp_run, tmp_path, capsys):
     run = tmp_path / "copy"
     shutil.copytree(mlp_run, run)

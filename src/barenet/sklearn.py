@@ -17,9 +17,15 @@ import math
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
+except ImportError as e:  # the light install: name the extra, not just the module
+    raise ImportError(
+        f"barenet.sklearn needs scikit-learn ({e}): pip install -e '.[sklearn]' in barenet's folder"
+    ) from e
 
 # barenet's builders and training loop: imported here, in one place.
 from .builders import build_model, build_optimizer

@@ -42,7 +42,11 @@ def describe_os_error(err: OSError) -> str:
     """'No space left on device: /runs/x/model.safetensors' (the file named, no errno)."""
     what = err.strerror or str(err)
     files = [f for f in (err.filename, err.filename2) if f is not None]
-    return f"{what}: {' -> '.join(os.fsdecode(f) for f in files)}" if files else what
+    text = f"{what}: {' -> '.join(os.fsdecode(f) for f in files)}" if files else what
+    if files and isinstance(err, (FileExistsError, NotADirectoryError)):
+        # mkdir of an output folder where a file is: the bare errno text leaves one guessing
+        text += " (a file is in the way where a folder is needed: choose another --out)"
+    return text
 
 
 def positive_int(text: str) -> int:
