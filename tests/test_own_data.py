@@ -4,9 +4,13 @@ and plots correctly, or stops with one line and exit code 2."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pytest
 from test_cli import assert_one_line_error, run_cli
 
+from barenet.cli import main
 from barenet.data.idx import write_idx
 
 
@@ -29,6 +33,17 @@ def blobs(n: int, classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         r, col = divmod(int(c), 4)
         images[i, 2 + 6 * r : 8 + 6 * r, 2 + 6 * col : 8 + 6 * col] = 255
     return images, labels
+
+
+@pytest.fixture(scope="module")
+def two_class_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("own")
+    images, labels = blobs(300, 2)
+    test_images, test_labels = blobs(60, 2, seed=1)
+    data = write_mnist_layout(root / "data", images, labels, test_images, test_labels)
+    argv = ["train", "--data-dir", data, "--set", "train.epochs=1", "--out", root / "run"]
+    assert main([str(a) for a in [*argv, "--set", "model.sizes=[784, 16, 10]", "--quiet"]]) == 0
+    return root / "run", data
 
 
 def test_subset_that_leaves_no_training_sample_is_one_line_exit_2(tmp_path, capsys):
@@ -64,3 +79,13 @@ def test_no_validation_samples_names_the_real_cause(tmp_path, capsys):
     code, _, err = run_cli(capsys, "test", run, "--split", "val", "--data-dir", data)
     assert_one_line_error(code, err, "val_fraction 0.1")
     assert "val_fraction is 0" not in err
+
+
+def test_json_of_a_test_set_without_some_classes_is_strict_json(two_class_run, capsys):
+    run, data = two_class_run
+    code, out, _ = run_cli(capsys, "test", run, "--data-dir", data, "--json")
+    assert code == 0
+    assert "NaN" not in out  # not JSON: JavaScript's JSON.parse, Go, Rust reject it
+    result = json.loads(out, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    per_class = result["per_class_accuracy"]
+    assert per_class[2:] == [None] * 8 and all(0 <= a <= 1 for a in per_class[:2])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,14 @@ def _note_incomplete(run_dir: str) -> str | None:
     return None if status.finished else f"note: {run_dir} is {status.describe(run_dir)}"
 
 
+def _json_value(v: Any) -> Any:
+    """JSON has no NaN: a class without test images has no accuracy (null), as in strict
+    parsers (JavaScript's JSON.parse, Go, Rust); Python's json writes the invalid NaN."""
+    if isinstance(v, list):
+        return [_json_value(x) for x in v]
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     from ..runner import evaluate_run
 
@@ -105,8 +114,9 @@ def cmd_test(args: argparse.Namespace) -> int:
     if args.json:
         print(
             json.dumps(
-                {k: v for k, v in result.items() if k != "confusion_matrix"}
-                | {"complete": note is None, "confusion_matrix": result["confusion_matrix"]}
+                {k: _json_value(v) for k, v in result.items() if k != "confusion_matrix"}
+                | {"complete": note is None, "confusion_matrix": result["confusion_matrix"]},
+                allow_nan=False,
             )
         )
         return 0
@@ -115,7 +125,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         f"({result['n']} samples)"
     )
     for name, acc in zip(result["classes"], result["per_class_accuracy"], strict=True):
-        print(f"  {name:>12}  {acc:.4f}")
+        print(f"  {name:>12}  {acc:.4f}" if math.isfinite(acc) else f"  {name:>12}  no images")
     return 0
 
 
