@@ -12,6 +12,7 @@ from test_cli import assert_one_line_error, run_cli
 
 from barenet.cli import main
 from barenet.data.idx import write_idx
+from barenet.viz.confusion import plot_per_class
 
 
 def write_mnist_layout(root, images, labels, test_images, test_labels):
@@ -89,3 +90,33 @@ def test_json_of_a_test_set_without_some_classes_is_strict_json(two_class_run, c
     result = json.loads(out, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
     per_class = result["per_class_accuracy"]
     assert per_class[2:] == [None] * 8 and all(0 <= a <= 1 for a in per_class[:2])
+
+
+def test_per_class_plot_does_not_show_empty_classes_as_failed(two_class_run, capsys, monkeypatch):
+    run, data = two_class_run
+    seen = {}
+
+    def spy(acc, classes, out_path=None, counts=None, overall=None):
+        seen["acc"], seen["counts"] = np.asarray(acc), counts
+        return plot_per_class(acc, classes, out_path, counts=counts, overall=overall)
+
+    monkeypatch.setattr("barenet.viz.plots.plot_per_class", spy)
+    code, _, err = run_cli(
+        capsys, "plot", run, "--data-dir", data, "--what", "confusion", "--out", run / "plots"
+    )
+    assert code == 0, err
+    assert (run / "plots" / "per_class_accuracy.png").is_file()
+    # classes 2..9 have no test image: no accuracy, not 0% (which drew them as the worst)
+    assert np.isnan(seen["acc"][2:]).all() and np.isfinite(seen["acc"][:2]).all()
+
+
+def test_per_class_plot_labels_and_ranks_only_classes_with_images():
+    acc = np.array([0.9, 0.5, np.nan, np.nan])
+    fig = plot_per_class(acc, list("abcd"), counts=np.array([10, 10, 0, 0]), overall=0.7)
+    left, right = fig.axes[0], fig.axes[1]
+    labels = [t.get_text() for t in left.texts]
+    assert labels[2:] == ["no images", "no images"] and "nan" not in " ".join(labels)
+    colors = [tuple(p.get_facecolor()[:3]) for p in right.patches]
+    red = colors[1]  # b, the worst class with images
+    assert colors[0] == red and all(c != red or i < 2 for i, c in enumerate(colors))
+    assert np.isfinite(right.get_xlim()).all()
