@@ -96,15 +96,8 @@ def _note_incomplete(run_dir: str) -> str | None:
     return None if status.finished else f"note: {run_dir} is {status.describe(run_dir)}"
 
 
-def _json_value(v: Any) -> Any:
-    """JSON has no NaN: a class without test images has no accuracy (null), as in strict
-    parsers (JavaScript's JSON.parse, Go, Rust); Python's json writes the invalid NaN."""
-    if isinstance(v, list):
-        return [_json_value(x) for x in v]
-    return None if isinstance(v, float) and not math.isfinite(v) else v
-
-
 def cmd_test(args: argparse.Namespace) -> int:
+    from ..fileio import to_jsonable
     from ..runner import evaluate_run
 
     result = evaluate_run(args.run_dir, split=args.split, data_dir=args.data_dir)
@@ -112,13 +105,10 @@ def cmd_test(args: argparse.Namespace) -> int:
     if note:
         print(note + "; scores of its best weights so far", file=sys.stderr)
     if args.json:
-        print(
-            json.dumps(
-                {k: _json_value(v) for k, v in result.items() if k != "confusion_matrix"}
-                | {"complete": note is None, "confusion_matrix": result["confusion_matrix"]},
-                allow_nan=False,
-            )
-        )
+        # strict JSON: a class without test images has accuracy null, not NaN
+        doc = {k: v for k, v in result.items() if k != "confusion_matrix"}
+        doc |= {"complete": note is None, "confusion_matrix": result["confusion_matrix"]}
+        print(json.dumps(to_jsonable(doc), allow_nan=False))
         return 0
     print(
         f"{args.split}: loss {result['loss']:.4f}  accuracy {result['accuracy']:.4f}  "
