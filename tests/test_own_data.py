@@ -13,6 +13,7 @@ from test_cli import assert_one_line_error, run_cli
 from barenet.cli import main
 from barenet.data.idx import write_idx
 from barenet.viz.confusion import plot_per_class
+from barenet.viz.style import plt
 
 
 def write_mnist_layout(root, images, labels, test_images, test_labels):
@@ -120,3 +121,4 @@ def test_per_class_plot_labels_and_ranks_only_classes_with_images():
     red = colors[1]  # b, the worst class with images
     assert colors[0] == red and all(c != red or i < 2 for i, c in enumerate(colors))
     assert np.isfinite(right.get_xlim()).all()
+    plt.close(fig)
