@@ -122,3 +122,17 @@ def test_per_class_plot_labels_and_ranks_only_classes_with_images():
     assert colors[0] == red and all(c != red or i < 2 for i, c in enumerate(colors))
     assert np.isfinite(right.get_xlim()).all()
     plt.close(fig)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_idx_files_without_images_are_one_line_exit_2(tmp_path, capsys, split):
+    images, labels = blobs(40, 10)
+    empty = (np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.uint8))
+    parts = [*empty, images, labels] if split == "train" else [images, labels, *empty]
+    data = write_mnist_layout(tmp_path / "data", *parts)
+    code, _, err = run_cli(
+        capsys, "train", "--data-dir", data, "--set", "train.epochs=1",
+        "--out", tmp_path / "run", "--quiet",
+    )  # fmt: skip
+    assert_one_line_error(code, err, "no images")
+    assert ("train-images" if split == "train" else "t10k-images") in err
