@@ -243,3 +243,41 @@ def test_the_commands_in_the_examples_docstring_work_as_written(capsys) -> None:
         argv = [a.replace("examples/my_layer.py", EXAMPLE) for a in argv[1:]]
         expected = 1 if argv[1].endswith(":Swish") else 0  # Swish is the broken one
         assert main(argv) == expected, capsys.readouterr().err
+
+
+NAN_LAYERS = """
+import numpy as np
+from barenet.nn import Module
+
+class Sqrt(Module):  # NaN for the negative half of a standard-normal input
+    def forward(self, x):
+        self._x = x
+        return np.sqrt(x)
+
+    def backward(self, g):
+        return g * 0.5 / np.sqrt(self._x)
+
+class NanBackward(Module):
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, g):
+        return g * np.nan
+"""
+
+
+def test_non_finite_forward_is_named_as_such_not_as_randomness(tmp_path, capsys) -> None:
+    (tmp_path / "layers.py").write_text(NAN_LAYERS)
+    assert main(["gradcheck", f"{tmp_path / 'layers.py'}:Sqrt", "--input-shape", "4,3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "non-finite" in err and "random" not in err
+
+
+def test_json_of_a_non_finite_error_is_strict_json(tmp_path, capsys) -> None:
+    (tmp_path / "layers.py").write_text(NAN_LAYERS)
+    argv = ["gradcheck", f"{tmp_path / 'layers.py'}:NanBackward", "--input-shape", "4,3"]
+    assert main([*argv, "--json"]) == 1
+    out = capsys.readouterr().out
+    doc = json.loads(out, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    row = doc["tensors"][0]
+    assert row["max_abs"] is None and row["note"] == "not finite" and not doc["passed"]

@@ -198,3 +198,18 @@ def test_flatten_dims_both_ways():
     np.testing.assert_array_equal(ours(x), ref(torch.from_numpy(x)).numpy())
     back = to_torch(ours)
     assert [(m.start_dim, m.end_dim) for m in back] == [(2, 3), (0, 1)]
+
+
+def test_to_torch_of_a_single_layer_copies_its_weights():
+    """to_torch takes a lone layer (not only a Sequential), as to_onnx does: its state-dict
+    names ('weight') are those of position 0 of the torch Sequential ('0.weight')."""
+    layer = nn.Linear(3, 2, rng=0)
+    module = to_torch(layer)
+    x = np.ones((4, 3), np.float32)
+    np.testing.assert_allclose(torch_out(module, x), np.asarray(layer(x)), rtol=RTOL, atol=ATOL)
+
+
+def test_from_torch_bfloat16_is_an_interop_error():
+    module = torch.nn.Sequential(torch.nn.Linear(3, 2)).to(torch.bfloat16)
+    with pytest.raises(InteropError, match=r"bfloat16.*\.float\(\)"):
+        from_torch(module)

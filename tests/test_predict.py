@@ -4,6 +4,11 @@ the JSON and plain outputs, and one-line errors for bad files."""
 from __future__ import annotations
 
 import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,3 +178,27 @@ def test_cli_bad_run_and_bad_top(tmp_path, mlp_run, uci_files, capsys):
     assert code == 2 and len(err.strip().splitlines()) == 1 and "run folder not found" in err
     code, _, err = run_cli(capsys, "predict", mlp_run, uci_files[0][0], "--top", "0")
     assert code == 2 and "--top" in err
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo"])
+def test_cli_device_or_fifo_is_refused_in_bounded_memory_and_time(mlp_run, tmp_path, kind):
+    """/dev/zero reports size 0 and never ends (it was read whole: killed by the kernel);
+    a FIFO without a writer blocked the open. Run in a child with a 1.5 GiB address-space
+    cap and a timeout, so the old behaviour fails this test instead of the machine."""
+    path = tmp_path / "digit.png"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    cap = 3 << 29  # 1.5 GiB of address space
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    p = subprocess.run(
+        [sys.executable, "-m", "barenet.cli", "predict", str(mlp_run), str(path)],
+        capture_output=True, text=True, env=env, timeout=60, preexec_fn=limit,
+    )  # fmt: skip
+    assert p.returncode == 2, p.stderr
+    assert "digit.png: not a regular file" in p.stderr and "Traceback" not in p.stderr

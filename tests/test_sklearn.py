@@ -107,3 +107,29 @@ def test_same_random_state_same_model_and_partial_fit(mnist_subset):
     np.testing.assert_allclose(inc.predict_proba(x), a.predict_proba(x), rtol=1e-5)
     with pytest.raises(ValueError, match="classes"):
         MLPClassifier().partial_fit(x, y[:300])
+
+
+def test_numpy_parameter_values_as_grid_searches_pass_them():
+    """GridSearchCV over np.arange / np.array values hands the estimator NumPy ints and
+    arrays, which scikit-learn's own MLPClassifier accepts."""
+    from sklearn.datasets import load_iris
+
+    x, y = load_iris(return_X_y=True)
+    grid = GridSearchCV(
+        MLPClassifier(hidden_layer_sizes=(8,), random_state=0),
+        {"max_iter": np.arange(2, 5, 2), "batch_size": np.array([16, 32])},
+        cv=2,
+        error_score="raise",
+    ).fit(x, y)
+    assert grid.best_params_["max_iter"] in (2, 4)
+    mlp = MLPClassifier(hidden_layer_sizes=np.array([8, 4]), max_iter=2, random_state=0).fit(x, y)
+    assert [p.shape for p in mlp.model_.parameters()][::2] == [(8, 4), (4, 8), (3, 4)]
+    cnn = CNNClassifier(
+        input_shape=(1, 2, 2),
+        channels=np.array([2]),
+        pool=np.int64(2),
+        hidden_layer_sizes=np.array([5]),
+        max_iter=np.int64(1),
+        random_state=0,
+    ).fit(x, y)
+    assert cnn.n_iter_ == 1 and cnn.predict(x[:3]).shape == (3,)

@@ -73,12 +73,16 @@ def to_torch(model: nn.Module) -> Any:
     """An equivalent ``torch.nn.Sequential`` with the weights and buffers copied, in the
     same train/eval mode, dtype of the barenet weights."""
     torch = _torch()
-    layers = list(getattr(model, "layers", [model]))
+    single = not hasattr(model, "layers")  # a lone layer: position 0 of the Sequential
+    layers = [model] if single else list(model.layers)
     module = torch.nn.Sequential(*(_torch_layer(layer) for layer in layers))
     params = model.parameters()
     if params:
         module.to(torch.from_numpy(np.asarray(params[0].data)).dtype)
-    state = {k: torch.from_numpy(np.array(v)) for k, v in model.state_dict().items()}
+    state = {
+        ("0." if single else "") + k: torch.from_numpy(np.array(v))
+        for k, v in model.state_dict().items()
+    }
     module.load_state_dict(state, strict=True)
     module.train(model.training)
     return module
@@ -150,6 +154,9 @@ def from_torch(module: Any, rng: np.random.Generator | int = 0) -> nn.Sequential
     torch = _torch()
     if not isinstance(module, torch.nn.Sequential):
         raise InteropError(f"from_torch takes a torch.nn.Sequential, got {type(module).__name__}")
+    for name, v in module.state_dict().items():
+        if v.dtype == torch.bfloat16:  # NumPy has no bfloat16
+            raise InteropError(f"{name} is bfloat16, which NumPy lacks: convert with .float()")
     rng = np.random.default_rng(rng)
     model = nn.Sequential(*(_barenet_layer(m, i, rng) for i, m in enumerate(module)))
     state = {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}

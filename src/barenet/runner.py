@@ -88,7 +88,10 @@ def load_split(cfg: Config, split: str, data_dir: str | None = None) -> Split:
         images, labels = _raw(cfg, "train", data_dir)
         _, va = split_indices(cfg, labels)
         if not len(va):
-            raise ConfigError("this run has no validation split (data.val_fraction is 0)")
+            raise ConfigError(
+                f"this run has no validation samples (data.val_fraction "
+                f"{cfg.data.val_fraction:g} of each class rounds to none)"
+            )
         return _split(cfg, images[va], labels[va])
     return _split(cfg, *_raw(cfg, split, data_dir))
 
@@ -101,6 +104,12 @@ def split_indices(cfg: Config, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
     if cfg.data.subset < 1.0:
         idx = subset(labels, cfg.data.subset, rng)
     tr, va = train_val_split(labels[idx], cfg.data.val_fraction, rng)
+    if len(labels) and not len(tr):  # round(fraction * class size) is 0 (or all to val)
+        raise ConfigError(
+            f"no training sample left: data.subset {cfg.data.subset:g} and data.val_fraction "
+            f"{cfg.data.val_fraction:g} of {len(labels):,} images, per class, leave none to "
+            f"train on; raise data.subset"
+        )
     return idx[tr], idx[va]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,17 @@ __all__ = ["CNNClassifier", "MLPClassifier"]
 PREDICT_BATCH = 1024
 
 
+def _is_int(v: Any) -> bool:
+    """An int as scikit-learn's parameter checks take it: NumPy's too (a grid over
+    np.arange), never a bool."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _sizes(v: Any) -> list[int]:
+    """Layer sizes from a tuple, list, NumPy array or a single int; None or empty: none."""
+    return [] if v is None or np.size(v) == 0 else [int(h) for h in np.atleast_1d(v)]
+
+
 class _NetClassifier(ClassifierMixin, BaseEstimator):
     """What both estimators share; subclasses say how the model config is built."""
 
@@ -55,7 +67,7 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
         """Train a new network for up to ``max_iter`` epochs on ``X`` (n_samples, n_features)."""
         for attr in ("model_", "optimizer_", "classes_", "loss_curve_", "n_iter_"):
             self.__dict__.pop(attr, None)
-        return self._fit(X, y, epochs=self.max_iter, classes=None)
+        return self._fit(X, y, epochs=int(self.max_iter), classes=None)
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None) -> _NetClassifier:
         """One epoch over ``X``; the first call needs ``classes`` (all labels there will be)."""
@@ -75,7 +87,7 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
         target = np.searchsorted(self.classes_, y)
         if np.any(target >= len(self.classes_)) or np.any(self.classes_[target] != y):
             raise ValueError("y holds labels that are not in classes")
-        batch = min(200 if self.batch_size == "auto" else self.batch_size, len(X))
+        batch = min(200 if self.batch_size == "auto" else int(self.batch_size), len(X))
         loader = DataLoader(
             self._reshape(X), target, batch_size=batch, shuffle=True, rng=self._shuffle_rng
         )
@@ -100,11 +112,9 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
     def _build(self, n_features: int) -> None:
         if self.solver not in ("sgd", "adam", "adamw", "rmsprop"):
             raise ValueError(f"solver must be sgd, adam, adamw or rmsprop, got {self.solver!r}")
-        if not (isinstance(self.max_iter, int) and self.max_iter >= 1):
+        if not (_is_int(self.max_iter) and self.max_iter >= 1):
             raise ValueError(f"max_iter must be a positive int, got {self.max_iter!r}")
-        if self.batch_size != "auto" and not (
-            isinstance(self.batch_size, int) and self.batch_size >= 1
-        ):
+        if self.batch_size != "auto" and not (_is_int(self.batch_size) and self.batch_size >= 1):
             raise ValueError(
                 f"batch_size must be 'auto' or a positive int, got {self.batch_size!r}"
             )
@@ -200,10 +210,9 @@ class MLPClassifier(_NetClassifier):
         self.verbose = verbose
 
     def _model_config(self, n_features: int, n_classes: int) -> dict[str, Any]:
-        hidden = list(np.atleast_1d(self.hidden_layer_sizes)) if self.hidden_layer_sizes else []
         return {
             "type": "mlp",
-            "sizes": [n_features, *(int(h) for h in hidden), n_classes],
+            "sizes": [n_features, *_sizes(self.hidden_layer_sizes), n_classes],
             "activation": self.activation,
             "dropout": self.dropout,
         }
@@ -274,13 +283,15 @@ class CNNClassifier(_NetClassifier):
         k = int(self.kernel_size)
         if k < 1 or k % 2 == 0:
             raise ValueError(f"kernel_size must be a positive odd int, got {self.kernel_size!r}")
+        if not _is_int(self.pool):
+            raise ValueError(f"pool must be an int, got {self.pool!r}")
         blocks = []
-        for ch in self.channels:
-            pool = self.pool if min(h, w) >= self.pool else 1
+        for ch in _sizes(self.channels):
+            pool = int(self.pool) if min(h, w) >= self.pool else 1
             blocks.append({"channels": int(ch), "kernel": k, "padding": k // 2, "pool": pool})
             if pool > 1:
                 h, w = h // pool, w // pool
-        hidden = [int(u) for u in self.hidden_layer_sizes or ()]
+        hidden = _sizes(self.hidden_layer_sizes)
         return {
             "type": "cnn",
             "input_shape": [c, self.input_shape_[1], self.input_shape_[2]],

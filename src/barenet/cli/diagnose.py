@@ -14,13 +14,15 @@ from .common import EXIT_FAILED, EXIT_OK, add_data_dir, add_set
 def cmd_gradcheck(args: argparse.Namespace) -> int:
     from ..diagnose.gradcheck import gradcheck
     from ..diagnose.userfile import default_input_shape, load_object, parse_shape
+    from ..fileio import to_jsonable
 
     obj = load_object(args.target)
     shape = parse_shape(args.input_shape) if args.input_shape else default_input_shape(obj)
     limit = None if args.max_per_tensor == 0 else args.max_per_tensor
     report = gradcheck(obj, shape, seed=args.seed, max_per_tensor=limit, train=not args.eval)
     if args.json:
-        print(json.dumps(report.as_dict()))
+        # strict JSON: a non-finite error (its row says "not finite") is null, not Infinity
+        print(json.dumps(to_jsonable(report.as_dict()), allow_nan=False))
     else:
         print(report.table())
     if not report.passed:

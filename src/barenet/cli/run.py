@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,7 @@ def _note_incomplete(run_dir: str) -> str | None:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
+    from ..fileio import to_jsonable
     from ..runner import evaluate_run
 
     result = evaluate_run(args.run_dir, split=args.split, data_dir=args.data_dir)
@@ -104,19 +106,17 @@ def cmd_test(args: argparse.Namespace) -> int:
     if note:
         print(note + "; scores of its best weights so far", file=sys.stderr)
     if args.json:
-        print(
-            json.dumps(
-                {k: v for k, v in result.items() if k != "confusion_matrix"}
-                | {"complete": note is None, "confusion_matrix": result["confusion_matrix"]}
-            )
-        )
+        # strict JSON: a class without test images has accuracy null, not NaN
+        doc = {k: v for k, v in result.items() if k != "confusion_matrix"}
+        doc |= {"complete": note is None, "confusion_matrix": result["confusion_matrix"]}
+        print(json.dumps(to_jsonable(doc), allow_nan=False))
         return 0
     print(
         f"{args.split}: loss {result['loss']:.4f}  accuracy {result['accuracy']:.4f}  "
         f"({result['n']} samples)"
     )
     for name, acc in zip(result["classes"], result["per_class_accuracy"], strict=True):
-        print(f"  {name:>12}  {acc:.4f}")
+        print(f"  {name:>12}  {acc:.4f}" if math.isfinite(acc) else f"  {name:>12}  no images")
     return 0
 
 

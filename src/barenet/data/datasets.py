@@ -293,6 +293,8 @@ def _decode(images_key: tuple, labels_key: tuple) -> tuple[np.ndarray, np.ndarra
         raise DataError(
             f"{labels_path}: expected a 1-D integer label vector, got {labels.dtype} {labels.shape}"
         )
+    if not len(images):  # nothing to train or score on (the loaders would yield no batch)
+        raise DataError(f"{images_path}: holds no images (0 of shape 28x28)")
     if len(images) != len(labels):
         raise DataError(
             f"{images_path} and {labels_path}: count mismatch: "

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -64,17 +65,22 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
         path = Path(source)
         name = name or str(path)
         try:
-            size = path.stat().st_size
+            st = path.stat()
         except FileNotFoundError:
             raise ImageError(f"{name}: no such file") from None
         except OSError as e:
             raise ImageError(f"{name}: cannot read: {e.strerror or e}") from None
-        if path.is_dir():
+        if stat.S_ISDIR(st.st_mode):
             raise ImageError(f"{name}: is a folder, not an image")
-        if size > MAX_FILE_BYTES:
-            raise ImageError(f"{name}: file too large ({size:,} bytes; limit {MAX_FILE_BYTES:,})")
+        if not stat.S_ISREG(st.st_mode):  # /dev/zero never ends, a FIFO blocks on open
+            raise ImageError(f"{name}: not a regular file (a device, FIFO or socket)")
+        if st.st_size > MAX_FILE_BYTES:
+            raise ImageError(
+                f"{name}: file too large ({st.st_size:,} bytes; limit {MAX_FILE_BYTES:,})"
+            )
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as f:  # bounded: a file that grows meanwhile stays refused
+                data = f.read(MAX_FILE_BYTES + 1)
         except OSError as e:
             raise ImageError(f"{name}: cannot read: {e.strerror or e}") from None
     if len(data) > MAX_FILE_BYTES:

@@ -288,6 +288,13 @@ def gradcheck(
                 f"{name}.forward returned {y.dtype} for a float64 input: finite differences "
                 "need float64 throughout (Parameters and buffers are cast; cast your own arrays)"
             )
+        bad = int(np.size(y) - np.isfinite(y).sum())
+        if bad:  # NaN != NaN: the randomness check below would blame randomness
+            raise GradcheckError(
+                f"{name}.forward gives {bad} non-finite outputs (NaN or inf) on the input of "
+                f"shape {x.shape}: finite differences need finite values; give an input in "
+                "its domain (barenet.gradcheck(module, x))"
+            )
         r = rng.standard_normal(y.shape)
         again = mod.forward(x)
         if again.shape != y.shape or not np.allclose(again, y, rtol=0, atol=1e-12):

@@ -96,7 +96,8 @@ def plot_per_class(
 ) -> Path | Figure:
     """Accuracy per class (left) on an axis starting just below the worst class, so the
     differences show, and the error rate per class on a zero-based axis (right). The dashed
-    overall line passes behind the value labels, never through them."""
+    overall line passes behind the value labels, never through them. A NaN accuracy (a
+    class without test images) draws no bar, says so, and is never among the worst."""
     acc = np.asarray(per_class_accuracy, dtype=np.float64)
     y = np.arange(len(classes))
     fig, axes = new_figure(1, 2, figsize=PER_CLASS_SIZE)
@@ -117,9 +118,9 @@ def plot_per_class(
     pad = (1.0 - lo) * 0.01
     for b, a in zip(bars, acc, strict=True):
         ax.text(
-            b.get_width() + pad,
+            (b.get_width() if np.isfinite(a) else lo) + pad,
             b.get_y() + b.get_height() / 2,
-            f"{100 * a:.1f}%",
+            f"{100 * a:.1f}%" if np.isfinite(a) else "no images",
             va="center",
             fontsize=8,
             zorder=4,
@@ -130,7 +131,7 @@ def plot_per_class(
 
     ax = axes[0, 1]
     err = 1 - acc
-    worst = np.argsort(-err)[:3]
+    worst = np.argsort(-err)[: min(3, int(np.isfinite(err).sum()))]  # argsort puts NaN last
     colors = ["tab:red" if i in worst else "tab:orange" for i in range(len(err))]
     ax.barh(y, err, color=colors, alpha=0.85)
     ax.set_yticks(
@@ -141,10 +142,11 @@ def plot_per_class(
     )
     ax.invert_yaxis()
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_xlim(0, max(float(err.max()) * 1.25, 0.01))
+    ax.set_xlim(0, max(float(np.nanmax(err, initial=0.0)) * 1.25, 0.01))
     ax.set_xlabel("error rate (1 - accuracy); the three worst in red")
     ax.set_title("Per-class error rate")
     for ax in axes.ravel():
         ax.grid(True, axis="x", alpha=0.3)
+        ax.set_ylim(len(classes) - 0.5, -0.5)  # every row, also the last one without a bar
     fig.suptitle("Test accuracy by class")
     return save_figure(fig, out_path)

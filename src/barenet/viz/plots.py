@@ -114,7 +114,9 @@ def _conv(ctx: Context, n_feature_images: int, **_: Any) -> list[Path] | str:
 def _confusion(ctx: Context, **_: Any) -> list[Path]:
     cm = ctx.confusion_matrix
     counts = cm.sum(axis=1)
-    acc = np.diag(cm) / np.maximum(counts, 1)
+    # A class without test images has no accuracy (NaN), not 0%: data of one's own may use
+    # only some of the ten classes.
+    acc = np.divide(np.diag(cm), counts, out=np.full(len(counts), np.nan), where=counts > 0)
     return [
         plot_confusion(cm, ctx.classes, ctx.out / "confusion_matrix.png"),
         plot_per_class(
