@@ -184,3 +184,15 @@ def test_flatten_other_dims_refused(tmp_path: Path) -> None:
     model = nn.Sequential(nn.Conv2d(1, 2, 3, rng=0), nn.Flatten(0, -1))
     with pytest.raises(ExportError, match="layer 1: only Flatten"):
         to_onnx(model, (1, 8, 8))
+
+
+def test_float64_cnn_exported_as_float32_runs_in_onnxruntime():
+    """A float64 CNN in float64 ONNX would not load in onnxruntime (no double Conv on its
+    CPU); dtype=np.float32 casts it, as `barenet export` always does."""
+    model = every_layer_model()
+    model.to(np.float64).eval()
+    proto = to_onnx(model, (1, 28, 28), dtype=np.float32)
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    x = np.random.default_rng(0).standard_normal((3, 1, 28, 28))
+    out = session(proto).run(None, {"input": x.astype(np.float32)})[0]
+    np.testing.assert_allclose(out, model(x), atol=1e-4)

@@ -174,15 +174,20 @@ def to_onnx(
     opset: int = DEFAULT_OPSET,
     metadata: dict[str, str] | None = None,
     name: str = "barenet",
+    dtype: np.dtype | type | None = None,
 ) -> onnx.ModelProto:
     """The ONNX model of ``model`` in eval mode, for per-sample ``input_shape`` ((784,)
-    or (C, H, W)); checked with ``onnx.checker.check_model(full_check=True)``."""
+    or (C, H, W)); checked with ``onnx.checker.check_model(full_check=True)``. ``dtype``
+    (float32 or float64) casts the weights, input and output; default: the model's.
+    onnxruntime's CPU has no float64 Conv or pooling: export such a model in float32."""
     if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
         raise ExportError(
             f"opset {opset} not supported: choose {MIN_OPSET}..{onnx.defs.onnx_opset_version()}"
         )
     params = model.parameters()
-    dtype = np.dtype(params[0].dtype if params else np.float32)
+    if dtype is None:
+        dtype = params[0].dtype if params else np.float32
+    dtype = np.dtype(dtype)
     if dtype not in _ONNX_DTYPES:
         raise ExportError(f"cannot export {dtype} weights (float32 or float64 only)")
     g = _Graph(dtype, tuple(input_shape))
@@ -228,7 +233,9 @@ def _ir_version_for(opset: int) -> int:
 def export_run(run_dir: str | Path, out: str | Path, opset: int = DEFAULT_OPSET) -> Path:
     """Write the ONNX model of a run folder to ``out`` (atomically); returns the path.
 
-    The model's metadata names the dataset, class names and the input normalisation.
+    Always float32, what every ONNX runtime runs (a ``train.dtype: float64`` run is cast:
+    onnxruntime's CPU has no float64 Conv). The model's metadata names the dataset, class
+    names and the input normalisation.
     """
     import json
 
@@ -246,5 +253,5 @@ def export_run(run_dir: str | Path, out: str | Path, opset: int = DEFAULT_OPSET)
         "dataset_mean_std": json.dumps(DATASET_STATS[cfg.data.dataset]),
         "input": "pixels/255 normalised by `preprocess`; images as barenet.data.images makes them",
     }
-    proto = to_onnx(model, input_shape(cfg.model), opset, meta, name=cfg.name)
+    proto = to_onnx(model, input_shape(cfg.model), opset, meta, name=cfg.name, dtype=np.float32)
     return atomic_write_bytes(out, proto.SerializeToString())
