@@ -113,6 +113,48 @@ def test_exif_rotation_applied(tmp_path):
     assert right - left == 20 and bottom - top < 10  # shown wide, as the camera meant
 
 
+@pytest.mark.parametrize("mode", ["L", "RGBA"])
+def test_huge_image_reduced_first_same_picture(tmp_path, monkeypatch, mode):
+    """Images larger than WORK_SIDE are box-averaged before any float copy: the same
+    28x28 picture (to a grey level or two), the EXIF rotation still applied."""
+    monkeypatch.setattr(images, "WORK_SIDE", 100)  # so a small test image counts as huge
+    page = stroke_image()  # 200 x 150, a tall stroke
+    img = Image.fromarray(page) if mode == "L" else Image.fromarray(page).convert("RGBA")
+    reduced = to_dataset_image(img)
+    monkeypatch.setattr(images, "WORK_SIDE", 4096)
+    whole = to_dataset_image(img)
+    assert np.abs(reduced.astype(int) - whole.astype(int)).max() <= 40
+    assert ink_box(reduced > 60) == ink_box(whole > 60)
+    monkeypatch.setattr(images, "WORK_SIDE", 100)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(page).save(path, exif=exif, quality=95)
+    top, bottom, left, right = ink_box(to_dataset_image(path) > 60)
+    assert right - left == 20 and bottom - top < 10  # shown wide, as the camera meant
+
+
+def test_huge_photo_bounded_numpy_memory():
+    """A 6300^2 RGBA image (within MAX_PIXELS) made NumPy float copies of 160 MB each (~1 GB
+    peak in predict); reduced first, NumPy's peak stays small (tracemalloc sees NumPy's
+    allocations, not Pillow's own pixels)."""
+    import tracemalloc
+
+    from PIL import ImageDraw
+
+    img = Image.new("RGBA", (6300, 6300), (0, 0, 0, 0))
+    ImageDraw.Draw(img).line([(3000, 1000), (3100, 5000)], fill=(0, 0, 0, 255), width=300)
+    tracemalloc.start()
+    try:
+        pic = to_dataset_image(img)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 120 * 2**20, f"{peak / 2**20:.0f} MiB"
+    top, bottom, left, right = ink_box(pic > 60)
+    assert bottom - top == 20 and right - left < 10  # the tall stroke, as drawn
+
+
 def test_blank_image_gives_zeros():
     assert not to_dataset_image(np.full((50, 50), 255, np.uint8)).any()
     assert not to_dataset_image(np.zeros((3, 3), np.uint8)).any()

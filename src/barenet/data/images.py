@@ -34,6 +34,10 @@ from .datasets import IMAGE_SHAPE, canonical_name
 
 MAX_FILE_BYTES = 20 * 1024 * 1024  # a photo from a phone is a few MB
 MAX_PIXELS = 40_000_000  # ~6300 x 6300; Pillow's own bomb limit is 89 M
+# Larger images are box-averaged to at most this side before any float array is made
+# (a 6300^2 RGBA photo took ~1 GB in float32 copies); a digit filling a tenth of such an
+# image still has ~200 px, ten times the 20 px it is fitted to.
+WORK_SIDE = 2048
 FORMATS = ("PNG", "JPEG", "BMP", "GIF")
 # Border frame whose median is the paper level: 1/16 of each side, at least one pixel.
 BORDER_FRACTION = 1 / 16
@@ -109,11 +113,18 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
 def _grey(img: Image.Image) -> np.ndarray:
     """(H, W) float32 luminance in [0, 1], transparency composited onto a contrasting
     background."""
+    has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
+    if max(img.size) > WORK_SIDE:  # box-average down first: float copies of 40 M pixels
+        exif = img.getexif()
+        mode = "RGBA" if has_alpha else "L"
+        img = (img if img.mode == mode else img.convert(mode)).reduce(
+            -(-max(img.size) // WORK_SIDE)
+        )
+        img.info["exif"] = exif.tobytes()  # the orientation, for exif_transpose below
     try:
         img = ImageOps.exif_transpose(img)
     except Exception:  # noqa: BLE001 - a broken EXIF block is not worth refusing the image
         pass
-    has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
     if not has_alpha:
         return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
     rgba = img.convert("RGBA")
