@@ -84,7 +84,7 @@ def test_python_api_sources_and_result_shape(mlp_run, uci_files):
     one = barenet.predict(mlp_run, path, top=3)
     assert len(one) == 1
     r = one[0]
-    assert set(r) == {"file", "class", "name", "probability", "top"}
+    assert set(r) == {"file", "class", "name", "probability", "top", "blank"} and not r["blank"]
     assert r["file"] == str(path) and r["name"] == str(r["class"])
     probs = [t["probability"] for t in r["top"]]
     assert len(probs) == 3 and probs == sorted(probs, reverse=True)
@@ -202,3 +202,18 @@ def test_cli_device_or_fifo_is_refused_in_bounded_memory_and_time(mlp_run, tmp_p
     )  # fmt: skip
     assert p.returncode == 2, p.stderr
     assert "digit.png: not a regular file" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_blank_image_is_flagged(mlp_run, tmp_path, capsys):
+    """No ink at all: the picture is zeros and the guess means nothing; said so in the text
+    line and as "blank": true in --json."""
+    from PIL import Image
+
+    from barenet.cli import main
+
+    path = tmp_path / "empty.png"
+    Image.new("L", (40, 40), 255).save(path)
+    assert main(["predict", str(mlp_run), str(path)]) == 0
+    assert "blank: no ink found" in capsys.readouterr().out
+    assert main(["predict", str(mlp_run), str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["blank"] is True

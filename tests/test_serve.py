@@ -76,7 +76,7 @@ def test_api_predict_body_and_multipart_match_predict(mlp_client):
     r = client.post("/api/predict", content=data, headers={"Content-Type": "image/png"})
     assert r.status_code == 200
     got = r.json()
-    assert set(got) == {"file", "class", "name", "probability", "top"}
+    assert set(got) == {"file", "class", "name", "probability", "top", "blank"}
     assert got["class"] == expected["class"] and got["name"] == expected["name"]
     assert [t["class"] for t in got["top"]] == [t["class"] for t in expected["top"]]
     probs = [t["probability"] for t in expected["top"]]

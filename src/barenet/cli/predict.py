@@ -33,7 +33,8 @@ def _percent(p: float) -> str:
 
 def _line(r: dict) -> str:
     top = ", ".join(f"{t['name']} {_percent(t['probability'])}" for t in r["top"])
-    return f"{r['file']}: {r['name']} ({_percent(r['probability'])})  top {len(r['top'])}: {top}"
+    line = f"{r['file']}: {r['name']} ({_percent(r['probability'])})  top {len(r['top'])}: {top}"
+    return line + ("  (blank: no ink found, the guess means nothing)" if r.get("blank") else "")
 
 
 def _save_input(out_dir: Path, index: int, source: str, picture) -> Path:
@@ -65,7 +66,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             failed.append(source)
             continue
         probs = predictor.probabilities(picture[None])[0]
-        results.append({"file": source, **predictor.describe(probs, args.top)})
+        results.append(
+            {"file": source, **predictor.describe(probs, args.top, blank=not picture.any())}
+        )
         if args.save_inputs:
             _save_input(Path(args.save_inputs), i, source, picture)
     if args.json:

@@ -105,7 +105,10 @@ def create_app(predictor: Predictor) -> Starlette:
         probs = predictor.probabilities(picture[None])[0]
         top = request.query_params.get("top", "3")
         k = int(top) if top.isdigit() else 3
-        answer: dict[str, Any] = {"file": "upload", **predictor.describe(probs, k)}
+        answer: dict[str, Any] = {
+            "file": "upload",
+            **predictor.describe(probs, k, blank=not picture.any()),
+        }
         if request.query_params.get("explain") in ("1", "true"):
             answer["input"] = picture.tolist()
             answer["probabilities"] = [float(p) for p in probs]

@@ -69,8 +69,9 @@ class Predictor:
         return nn.softmax(np.asarray(logits, np.float64))
 
     # -- answers -------------------------------------------------------------------------
-    def describe(self, probs: np.ndarray, top: int = 3) -> dict[str, Any]:
-        """The ``predict --json`` object of one image (without ``file``)."""
+    def describe(self, probs: np.ndarray, top: int = 3, blank: bool = False) -> dict[str, Any]:
+        """The ``predict --json`` object of one image (without ``file``). ``blank``: no ink
+        was found, so the picture is all zeros and the prediction means nothing."""
         order = np.argsort(-probs, kind="stable")[: max(1, top)]
         best = int(order[0])
         return {
@@ -81,6 +82,7 @@ class Predictor:
                 {"class": int(c), "name": self.classes[c], "probability": float(probs[c])}
                 for c in order
             ],
+            "blank": bool(blank),
         }
 
     def predict(
@@ -95,7 +97,11 @@ class Predictor:
         pictures = np.stack([self.image(s) for s in images]) if images else np.zeros((0, 28, 28))
         probs = self.probabilities(pictures) if len(images) else np.zeros((0, len(self.classes)))
         labels = list(names) if names is not None else [_label(s, i) for i, s in enumerate(images)]
-        return [{"file": f, **self.describe(p, top)} for f, p in zip(labels, probs, strict=True)]
+        blank = [not p.any() for p in pictures]
+        return [
+            {"file": f, **self.describe(p, top, b)}
+            for f, p, b in zip(labels, probs, blank, strict=True)
+        ]
 
     def explain(self, picture: np.ndarray) -> dict[str, Any]:
         """What the network computes on one (28, 28) uint8 picture, for the web page.
