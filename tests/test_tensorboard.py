@@ -115,3 +115,18 @@ def test_missing_tensorboardx_is_one_clear_user_error(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "tensorboardX", None)  # as if not installed
     with pytest.raises(UserError, match=r"pip install -e '\.\[tensorboard\]'"):
         TensorBoard(tmp_path)
+
+
+def test_missing_tensorboardx_said_before_training_starts(monkeypatch, tmp_path, capsys):
+    """barenet train with train.tensorboard: true and no tensorboardX stops before it says
+    'training ...', makes a run folder or loads data."""
+    import sys
+
+    from barenet.cli import main
+
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)
+    out = tmp_path / "run"
+    assert main(["train", "--set", "train.tensorboard=true", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "training" not in captured.out and "tensorboardX" in captured.err
+    assert not out.exists()

@@ -59,6 +59,10 @@ def _train(args: argparse.Namespace, where: list[Path]) -> dict[str, Any]:
     from ..runner import train_run
 
     cfg = load_config(args.config, args.set)
+    if cfg.train.tensorboard:  # a missing extra is said before any folder or data is made
+        from ..train.tensorboard import TensorBoard
+
+        TensorBoard(Path(args.out or "."))  # raises UserError naming the extra; writes nothing
     with rundir.create(args.out, cfg.name, to_dict(cfg)) as out:
         where.append(out)
         print(f"training {cfg.name}: {cfg.model.type} on {cfg.data.dataset} -> {out}", flush=True)
