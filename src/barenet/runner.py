@@ -101,6 +101,11 @@ def split_indices(cfg: Config, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
     if cfg.data.subset < 1.0:
         idx = subset(labels, cfg.data.subset, rng)
     tr, va = train_val_split(labels[idx], cfg.data.val_fraction, rng)
+    if not len(tr):
+        raise ConfigError(
+            f"data.subset {cfg.data.subset:g} with data.val_fraction {cfg.data.val_fraction:g} "
+            f"leaves no training samples (of {len(labels):,}): raise data.subset"
+        )
     return idx[tr], idx[va]
 
 
