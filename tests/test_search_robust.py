@@ -200,3 +200,18 @@ def test_ranking_breaks_accuracy_ties_by_validation_loss():
         t.number = i
     order = [t.number for t in ranked(trials, maximize=True)]
     assert order == [1, 2, 0, 3]
+
+
+def test_absurd_worker_counts_are_refused_before_any_process_starts(tmp_path, monkeypatch):
+    # Before: --workers 1000000 started spawning a million Python processes (a fork bomb).
+    import multiprocessing
+
+    def no_spawn(*a, **k):
+        raise AssertionError("a worker process was started")
+
+    monkeypatch.setattr(multiprocessing.get_context("spawn"), "Process", no_spawn)
+    search = resolve_search({"base_config": TINY, "sampler": "grid", "study": "w",
+                             "space": {"optim.lr": [0.1]}})  # fmt: skip
+    with pytest.raises(ConfigError, match=r"--workers 1000000 .* at most \d+"):
+        run_search(SearchJob(search, tmp_path, workers=1_000_000, train_fn=scripted({0.1: 0.5})))
+    assert not (tmp_path / "study.journal").exists()
