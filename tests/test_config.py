@@ -163,3 +163,34 @@ def test_memory_cap_refuses_with_the_estimate(monkeypatch):
     assert [memory.parse_size(t) for t in ("8G", "512M", "1000", "1.5KiB")] == [
         8 << 30, 512 << 20, 1000, 1536,
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "schedule={name: multistep, milestones: [1.0e+308]}",
+        "schedule={name: step, step_size: 1.0e+308}",
+        "schedule={name: cyclic, cycle_epochs: 1.0e+308}",
+        "schedule.warmup_epochs=1.0e+308",
+    ],
+)
+def test_schedule_periods_are_bounded(override):
+    # Before: accepted, then OverflowError (an internal error) converting epochs to steps.
+    with pytest.raises(ConfigError, match="schedule") as info:
+        load_config(None, [override])
+    assert "\n" not in str(info.value)
+
+
+def test_a_subset_too_small_to_train_on_is_a_config_error():
+    # Before: "internal error: the training loader yielded no batches" after data loading.
+    import numpy as np
+
+    from barenet.runner import split_indices
+
+    labels = np.repeat(np.arange(10), 600)
+    for override in ("data.subset=1.0e-5", "data.subset=0.002"):  # none; all for validation
+        cfg = load_config(None, [override, "data.val_fraction=0.9"])
+        with pytest.raises(ConfigError, match="no training sample left: data.subset"):
+            split_indices(cfg, labels)
+    tr, _ = split_indices(load_config(None, ["data.subset=0.002"]), labels)
+    assert len(tr) == 10

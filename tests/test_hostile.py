@@ -165,6 +165,20 @@ def test_weights_that_do_not_fit_their_config(run_template, tmp_path):
     assert_refused(barenet("info", run, cwd=tmp_path), "do not match")
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_weights_holding_nan_or_inf(run_template, tmp_path, value):
+    # Training never saves them: such a file is corrupt. Before, `test` printed "loss nan",
+    # `predict --json` printed NaN (not JSON) and `plot`/`report` died with an internal error.
+    run = _copy_run(run_template, tmp_path / "run")
+    weights = run / "model.safetensors"
+    state, meta = checkpoint.load_model_file(weights)
+    name = sorted(state)[0]
+    state[name].flat[0] = value
+    checkpoint.save_model(weights, state, meta)
+    for command in ("test", "plot"):
+        assert_refused(barenet(command, run, cwd=tmp_path), "model.safetensors", name, "NaN")
+
+
 @pytest.mark.parametrize("kind", ["dev-zero", "fifo", "folder", "larger-than-header"])
 def test_weights_that_are_not_a_regular_checkpoint(run_template, tmp_path, kind):
     run = _copy_run(run_template, tmp_path / "run")

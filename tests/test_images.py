@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 
@@ -202,6 +203,16 @@ def test_missing_empty_folder_text_truncated(tmp_path):
     (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
     with pytest.raises(ImageError, match="cut.png: corrupt image"):
         open_image(tmp_path / "cut.png")
+
+
+def test_devices_and_fifos_are_refused_without_reading(tmp_path):
+    # A link to /dev/zero has st_size 0 and reads forever (it took 24 GB before this was
+    # refused); opening a FIFO blocks until a writer comes.
+    os.mkfifo(tmp_path / "fifo.png")
+    (tmp_path / "zero.png").symlink_to("/dev/zero")
+    for name in ("fifo.png", "zero.png"):
+        with pytest.raises(ImageError, match=f"{name}: cannot read: not a regular file"):
+            open_image(tmp_path / name)
 
 
 def test_other_formats_refused(tmp_path):

@@ -208,6 +208,28 @@ def test_a_run_failing_before_its_first_epoch_leaves_nothing(tmp_path, capsys):
     assert code == 0, err
 
 
+def test_a_full_disk_at_the_first_state_write_leaves_nothing(tmp_path, capsys, monkeypatch):
+    # Before: checkpoints/epoch_1.safetensors (and watch.json) stayed behind, in a folder that
+    # was neither a run (no config.yaml: no --resume) nor empty (the same command refused it).
+    import errno
+
+    from barenet.train import resume
+
+    def full(path, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(resume, "save_state", full)
+    extra = ["train.checkpoint_every_epoch=true", "train.watch=true"]
+    sets = [a for s in [*TINY, *extra] for a in ("--set", s)]
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", *sets, "--out", out, "--quiet")
+    assert code == 2 and "No space left" in err and err.count("\n") == 1, err
+    assert not out.exists(), sorted(p.name for p in out.rglob("*"))
+    monkeypatch.undo()
+    code, _, err = run_cli(capsys, "train", *sets, "--out", out, "--quiet")
+    assert code == 0, err
+
+
 def test_a_stub_of_the_same_config_is_taken_another_run_is_not(tmp_path, capsys):
     cfg = load_config(None, TINY)
     stub = tmp_path / "stub"

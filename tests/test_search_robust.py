@@ -217,3 +217,18 @@ def test_a_storage_that_cannot_be_opened_leaves_no_output_folder(tmp_path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot open" in err[0]
     assert not out.exists()
+
+
+def test_absurd_worker_counts_are_refused_before_any_process_starts(tmp_path, monkeypatch):
+    # Before: --workers 1000000 started spawning a million Python processes (a fork bomb).
+    import multiprocessing
+
+    def no_spawn(*a, **k):
+        raise AssertionError("a worker process was started")
+
+    monkeypatch.setattr(multiprocessing.get_context("spawn"), "Process", no_spawn)
+    search = resolve_search({"base_config": TINY, "sampler": "grid", "study": "w",
+                             "space": {"optim.lr": [0.1]}})  # fmt: skip
+    with pytest.raises(ConfigError, match=r"--workers 1000000 .* at most \d+"):
+        run_search(SearchJob(search, tmp_path, workers=1_000_000, train_fn=scripted({0.1: 0.5})))
+    assert not (tmp_path / "study.journal").exists()

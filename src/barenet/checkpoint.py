@@ -297,8 +297,8 @@ def load_state(
 ) -> None:
     """Copy ``state`` into ``model`` after checking every name, shape and dtype.
 
-    Nothing is copied unless everything matches; CheckpointError names ``path`` (the
-    file the state came from) and the first mismatched key.
+    Nothing is copied unless everything matches and every float is finite; CheckpointError
+    names ``path`` (the file the state came from) and the first mismatched key.
     """
     if check_dtype:
         expected = {n: p.data for n, p in model.named_parameters()}
@@ -312,6 +312,10 @@ def load_state(
                         f"{path}: dtype mismatch for '{name}': checkpoint {src.dtype}, "
                         f"model {dst.dtype}"
                     )
+    for name in sorted(state):  # training never saves them: NaN/inf weights are corrupt
+        value = np.asarray(state[name])
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise CheckpointError(f"{path}: '{name}' holds NaN or infinite values (corrupt)")
     try:
         model.load_state_dict(state)
     except ValueError as e:

@@ -207,19 +207,25 @@ class OptimConfig(Strict):
         return self
 
 
+# Schedule periods, in epochs: 100x train.epochs' cap, so epochs x steps per epoch stays an int.
+MAX_PERIOD = 1_000_000
+
+
 class ScheduleConfig(Strict):
     """Learning-rate schedule. Periods are in epochs (fractions allowed); stepped per batch."""
 
     name: Literal[tuple(SCHEDULES)] = "constant"  # type: ignore[valid-type]
-    warmup_epochs: Float = Field(0.0, ge=0)
-    step_size: Float = Field(1.0, gt=0, description="step: epochs between decays")
+    warmup_epochs: Float = Field(0.0, ge=0, le=MAX_PERIOD)
+    step_size: Float = Field(1.0, gt=0, le=MAX_PERIOD, description="step: epochs between decays")
     milestones: list[Float] = Field(default_factory=list, description="multistep: epochs")
     gamma: Float = Field(
         0.1, gt=0, le=1, description="decay factor (exponential: per epoch, applied per batch)"
     )
     min_lr: Float = Field(0.0, ge=0, description="cosine eta_min / plateau floor")
     base_lr_factor: Float = Field(0.01, gt=0, le=1, description="cyclic: base lr = factor * lr")
-    cycle_epochs: Float = Field(2.0, gt=0, description="cyclic: epochs per full cycle")
+    cycle_epochs: Float = Field(
+        2.0, gt=0, le=MAX_PERIOD, description="cyclic: epochs per full cycle"
+    )
     patience: Int = Field(2, ge=0, description="plateau: epochs without improvement")
 
     @model_validator(mode="after")
@@ -228,8 +234,8 @@ class ScheduleConfig(Strict):
             raise ValueError(
                 "schedule.gamma must be < 1 for the plateau schedule (it is the lr factor)"
             )
-        if any(m < 0 for m in self.milestones):
-            raise ValueError("schedule.milestones must be >= 0 (epochs)")
+        if any(not 0 <= m <= MAX_PERIOD for m in self.milestones):
+            raise ValueError(f"schedule.milestones must be in [0, {MAX_PERIOD:g}] (epochs)")
         return self
 
 

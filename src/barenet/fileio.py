@@ -61,14 +61,30 @@ def file_mode() -> int:
 
 
 # -- atomic writes -------------------------------------------------------------
+def _check_replaceable(path: Path) -> None:
+    """FileError if ``path`` is a device, FIFO or socket: ``os.replace`` would swap it for a
+    regular file (as root, ``--out /dev/null`` replaced the device). Links, regular files
+    and missing names are fine; a folder fails in ``os.replace`` itself."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError:
+        return  # let the write itself report it
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode) or stat.S_ISDIR(mode)):
+        raise FileError(f"cannot write {path}: not a regular file (a device or FIFO is kept)")
+
+
 def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically; creates parent folders. Returns the path.
 
     On any error the temporary file is removed and the previous ``path`` (if any)
-    is left untouched; an ``OSError`` (a full disk, say) names ``path``.
+    is left untouched; an ``OSError`` (a full disk, say) names ``path``. A device, FIFO or
+    socket at ``path`` is never replaced (FileError).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _check_replaceable(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:

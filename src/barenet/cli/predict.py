@@ -79,7 +79,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.save_inputs and results:
         print(f"inputs the model saw (28x28): {args.save_inputs}", file=sys.stderr)
     if failed:
-        print(f"barenet: {len(failed)} of {len(args.images)} images failed", file=sys.stderr)
+        if len(args.images) > 1:  # one image: its own error line says it all
+            print(f"barenet: {len(failed)} of {len(args.images)} images failed", file=sys.stderr)
         return EXIT_BAD_INPUT
     return EXIT_OK
 

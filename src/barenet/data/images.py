@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 import warnings
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import FileError
+from ..fileio import read_bytes
 from .datasets import IMAGE_SHAPE, canonical_name
 
 MAX_FILE_BYTES = 20 * 1024 * 1024  # a photo from a phone is a few MB
@@ -61,6 +61,18 @@ def _check_size(w: int, h: int, name: str) -> None:
         raise ImageError(f"{name}: image too large ({w}x{h} pixels; the limit is {MAX_PIXELS:,})")
 
 
+def _image_error(path: Path, name: str, e: FileError) -> ImageError:
+    """read_bytes' message, reworded to start with the name the user gave."""
+    if not path.exists() and not path.is_symlink():
+        return ImageError(f"{name}: no such file")
+    if path.is_dir():
+        return ImageError(f"{name}: is a folder, not an image")
+    if "allowed" in str(e):
+        return ImageError(f"{name}: file too large (limit {MAX_FILE_BYTES:,} bytes)")
+    reason = str(e).rsplit(": ", 1)[-1]
+    return ImageError(f"{name}: cannot read: {reason}")
+
+
 def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Image.Image:
     """Decode a PNG/JPEG/BMP/GIF file or its bytes (GIF: the first frame), with bounds."""
     if isinstance(source, bytes):
@@ -68,25 +80,10 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
     else:
         path = Path(source)
         name = name or str(path)
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            raise ImageError(f"{name}: no such file") from None
-        except OSError as e:
-            raise ImageError(f"{name}: cannot read: {e.strerror or e}") from None
-        if stat.S_ISDIR(st.st_mode):
-            raise ImageError(f"{name}: is a folder, not an image")
-        if not stat.S_ISREG(st.st_mode):  # /dev/zero never ends, a FIFO blocks on open
-            raise ImageError(f"{name}: not a regular file (a device, FIFO or socket)")
-        if st.st_size > MAX_FILE_BYTES:
-            raise ImageError(
-                f"{name}: file too large ({st.st_size:,} bytes; limit {MAX_FILE_BYTES:,})"
-            )
-        try:
-            with open(path, "rb") as f:  # bounded: a file that grows meanwhile stays refused
-                data = f.read(MAX_FILE_BYTES + 1)
-        except OSError as e:
-            raise ImageError(f"{name}: cannot read: {e.strerror or e}") from None
+        try:  # only a regular file, and at most MAX_FILE_BYTES (no FIFO, /dev/zero, folder)
+            data = read_bytes(path, "image", max_bytes=MAX_FILE_BYTES)
+        except FileError as e:
+            raise _image_error(path, name, e) from None
     if len(data) > MAX_FILE_BYTES:
         raise ImageError(f"{name}: too large ({len(data):,} bytes; limit {MAX_FILE_BYTES:,})")
     if not data:

@@ -12,12 +12,15 @@ from .. import fileio
 from ..errors import FileError
 from ..folderlock import FolderBusy, FolderLock
 from .names import (
+    CHECKPOINTS_DIR,
     CONFIG_FILE,
     HISTORY_FILE,
     LOCK_FILE,
     MODEL_FILE,
     RUN_FILES,
     STATE_FILE,
+    TENSORBOARD_DIR,
+    WATCH_FILE,
     RunFolderError,
     timestamped,
 )
@@ -37,14 +40,30 @@ def _is_temp(name: str, of: tuple[str, ...] | None = None) -> bool:
 
 
 def clear(run_dir: str | Path, keep: tuple[str, ...] = ()) -> None:
-    """Remove what training writes (RUN_FILES but ``keep``) and the temp files a killed
-    write left of any of them: a fresh start over an earlier attempt. Call it locked."""
+    """Remove what training writes (RUN_FILES but ``keep``; with nothing kept also watch.json,
+    checkpoints/ and tensorboard/ events) and the temp files a killed write left of any of
+    them: a fresh start over an earlier attempt. Call it locked."""
     run = Path(run_dir)
     names = tuple(n for n in RUN_FILES if n not in keep)
     for p in run.iterdir():
         if p.name in names or _is_temp(p.name, RUN_FILES):
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
+    if not keep:  # a fresh start: the optional per-epoch outputs go too
+        _clear_extras(run)
+
+
+def _clear_extras(run: Path) -> None:
+    """watch.json, checkpoints/epoch_N.safetensors and tensorboard/ event files (and temp
+    files of them), then those folders if that left them empty."""
+    with contextlib.suppress(FileNotFoundError):
+        (run / WATCH_FILE).unlink()
+    for folder, pattern in ((CHECKPOINTS_DIR, "epoch_*"), (TENSORBOARD_DIR, "events.out.*")):
+        for p in (*(run / folder).glob(pattern), *(run / folder).glob(".epoch_*.tmp")):
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                p.unlink()
+        with contextlib.suppress(OSError):
+            (run / folder).rmdir()  # only succeeds if empty
 
 
 def _check_fresh(out: Path, config: Mapping[str, Any] | None) -> None:

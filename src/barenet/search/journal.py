@@ -9,7 +9,10 @@ and every later read fails ("Expecting ':' delimiter"). This backend
   :class:`~barenet.errors.FileError` naming the file;
 - on opening, and before every append, drops a torn last record left by a process that died
   mid-write, and splits a torn record glued to the next one (files written before this
-  backend existed), saying so in one line on stderr.
+  backend existed), saying so in one line on stderr;
+- refuses (FileError naming it) a journal that is not a regular file (a FIFO, a link to
+  ``/dev/zero``), is larger than ``MAX_JOURNAL_BYTES``, or holds no valid record at all: such
+  a file is never rewritten.
 
 Locking uses the ``filelock`` package (``flock`` on POSIX, ``msvcrt`` on Windows): the
 kernel frees the lock when its holder dies.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,8 @@ from optuna.storages.journal import JournalFileBackend
 from ..errors import FileError
 
 _RECORD_START = b'{"op_code":'
+# A trial adds a few kB; a journal of a million trials is far past any real study.
+MAX_JOURNAL_BYTES = 1 << 30
 
 
 class JournalLock:
@@ -55,7 +61,7 @@ def _say(msg: str) -> None:
 def _valid(line: bytes) -> bool:
     try:
         return isinstance(json.loads(line), dict)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: brackets nested 100,000 deep
         return False
 
 
@@ -69,12 +75,30 @@ def _salvage(line: bytes) -> bytes | None:
     return None
 
 
+def _check_file(path: Path) -> None:
+    """FileError unless ``path`` is missing (a new study) or a regular file of sane size: a
+    FIFO would block every read, ``/dev/zero`` would be read until memory runs out."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise FileError(f"cannot open study journal {path}: {kind}")
+    if st.st_size > MAX_JOURNAL_BYTES:
+        raise FileError(
+            f"cannot open study journal {path}: {st.st_size:,} bytes, more than the "
+            f"{MAX_JOURNAL_BYTES:,} any study writes"
+        )
+
+
 class SafeJournalBackend(JournalFileBackend):
     """``JournalFileBackend`` with atomic appends and repair of torn records (see module)."""
 
     def __init__(self, path: str | Path, lock: JournalLock) -> None:
         self.path = Path(path)
         try:
+            _check_file(self.path)
             super().__init__(str(path), lock_obj=lock)  # type: ignore[arg-type]
             lock.acquire()
             try:
@@ -128,6 +152,11 @@ class SafeJournalBackend(JournalFileBackend):
                 fixed.append(whole)
         if not dropped:
             return
+        if not fixed:
+            raise FileError(
+                f"{self.path} is not a study journal (no valid record): move it away or use "
+                "another --out"
+            )
         from ..fileio import atomic_write_bytes
 
         try:

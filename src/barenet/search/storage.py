@@ -46,6 +46,15 @@ def write_output(path: str | Path, text: str) -> Path:
         raise FileError(f"cannot write {path}: {err.strerror or err}") from None
 
 
+def corrupt_journal(path: str | Path, err: BaseException) -> FileError:
+    """The one-line error for a journal holding records that cannot be applied."""
+    msg = " ".join(str(err).split())[:200] or "no detail"
+    return FileError(
+        f"study journal {path} is corrupt ({type(err).__name__}: {msg}): restore it or use "
+        "another --out"
+    )
+
+
 def default_storage_path(out: str | Path) -> Path:
     return Path(out) / JOURNAL_FILE
 
@@ -67,7 +76,11 @@ def make_storage(
         path = Path(storage) if storage else default_storage_path(out)
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = JournalLock(path.with_name(path.name + ".flock"))
-        return JournalStorage(SafeJournalBackend(path, lock))
+        backend = SafeJournalBackend(path, lock)
+        try:  # replays every record: one Optuna cannot apply is a hand-edited or corrupt file
+            return JournalStorage(backend)
+        except Exception as err:  # noqa: BLE001 - KeyError, AssertionError, TypeError...
+            raise corrupt_journal(path, err) from None
     url = _with_driver(storage)
     try:
         for attempt in range(3):

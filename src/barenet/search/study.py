@@ -142,7 +142,13 @@ def open_study(
     if stored is None and create:
         study.set_user_attr(FINGERPRINT_ATTR, json.dumps(mine, sort_keys=True))
     elif stored is not None:
-        theirs = json.loads(stored)
+        try:
+            theirs = json.loads(stored)
+        except (TypeError, ValueError, RecursionError):
+            raise ConfigError(
+                f"study '{task.study_name}' is corrupt: its stored config ({FINGERPRINT_ATTR}) "
+                "is not JSON; restore its storage or use another --study/--out"
+            ) from None
         if theirs != json.loads(json.dumps(mine)):
             raise ConfigError(
                 f"study '{task.study_name}' was created from a different config "

@@ -193,12 +193,22 @@ def _spawn(job: StudyJob) -> tuple[list[int], list[int]]:
     return [p.pid or 0 for p in procs], [p.exitcode or 0 for p in procs]
 
 
+def max_workers() -> int:
+    """Local worker processes allowed: 4 per core, at least 8 (more only thrash)."""
+    return max(8, 4 * (os.cpu_count() or 1))
+
+
 def run_study(job: StudyJob, describe: str = "") -> SearchResult:
     """Create or resume the task's study, run ``job.workers`` workers (in this process for
     one), write the task's outputs. ``describe`` begins the first log line."""
     task, out = job.task, Path(job.out)
     if job.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {job.workers}")
+    if job.workers > max_workers():
+        raise ConfigError(
+            f"--workers {job.workers} is too many: at most {max_workers()} on this machine "
+            f"({os.cpu_count() or 1} cores; each worker is a process with its own data)"
+        )
     budget = task.budget(job.trials)
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)

@@ -23,6 +23,7 @@ NumPy 2 promotion a float64 scalar would turn a float32 update into a float64 on
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -148,11 +149,52 @@ def read_state(path: str | Path) -> dict[str, Any]:
     arrays, meta = checkpoint.load_model_file(path)
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a barenet training state ({FORMAT})")
+    for name, value in arrays.items():  # a state is saved only after a finite epoch
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise CheckpointError(f"{path}: '{name}' holds NaN or infinite values (corrupt)")
     arrays = {"/" + k: v for k, v in arrays.items()}
     try:
-        return _decode(meta, arrays, path)
+        state = _decode(meta, arrays, path)
+        _check(state)
     except (TypeError, ValueError) as e:
+        if isinstance(e, CheckpointError):
+            raise
         raise CheckpointError(f"{path}: malformed training state: {e}") from None
+    return state
+
+
+def _count(value: Any, what: str, low: int = 0) -> int:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{what} is {value!r}, not an integer >= {low}")
+    return value
+
+
+def _check(state: dict[str, Any]) -> None:
+    """ValueError unless the scalars are what ``_capture`` writes: epoch >= 1 with one
+    history row per epoch, a step count, a boolean stop flag, non-negative optimizer steps."""
+    epoch = _count(state.get("epoch"), "epoch", 1)
+    _count(state.get("global_step"), "global_step")
+    history = state.get("history")
+    if not isinstance(history, list) or len(history) != epoch:
+        raise ValueError(f"history does not hold one row for each of the {epoch} epochs")
+    for i, row in enumerate(history, 1):
+        if not isinstance(row, dict) or row.get("epoch") != i:
+            raise ValueError(f"history row {i} is not a row of epoch {i}")
+        for key in ("loss", "accuracy", "time"):
+            if not isinstance(row.get(key), numbers.Real) or isinstance(row.get(key), bool):
+                raise ValueError(f"history row {i} has no number '{key}'")
+    if not isinstance(state.get("stop_training"), bool):
+        raise ValueError("stop_training is not true or false")
+
+    def steps(obj: Any) -> None:  # every optimizer's per-parameter "step" counts
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                _count(v, "an optimizer step") if k == "step" else steps(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                steps(v)
+
+    steps(state.get("optimizer"))
 
 
 def load_state(
