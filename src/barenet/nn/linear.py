@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .init import as_rng, init_bias, init_weight
+from .layout import as_order, memory_order
 from .module import DEFAULT_DTYPE, Module, Parameter, match_dtype
 from .parallel import matmul
 
@@ -68,15 +69,20 @@ class Linear(Module):
 
 class Flatten(Module):
     """Axes ``start_dim..end_dim`` merged into one, as torch's: by default (N, *dims) ->
-    (N, prod(dims)). Backward restores the shape. A view when the memory allows."""
+    (N, prod(dims)). A view when the memory allows. Backward restores the shape and the
+    input's memory layout (a conv stack's (C, H, W, N); see ``layout``), so the layers
+    below get their gradient in the order of what they cached: the convnet's ReLU after
+    pool2 multiplied a C-ordered gradient by a (C, H, W, N) mask, 0.6 ms a step."""
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
         self.start_dim, self.end_dim = int(start_dim), int(end_dim)
         self._shape: tuple[int, ...] | None = None
+        self._order: tuple[int, ...] | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._shape = x.shape
+        self._order = memory_order(x) if x.ndim > 2 else None
         if (self.start_dim, self.end_dim) == (1, -1):
             return x.reshape(x.shape[0], -1)
         nd = max(x.ndim, 1)
@@ -89,7 +95,8 @@ class Flatten(Module):
         return x.reshape(*x.shape[:lo], -1, *x.shape[hi + 1 :])
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        return grad_out.reshape(self._shape)
+        g = grad_out.reshape(self._shape)
+        return g if self._order is None else as_order(g, self._order)
 
     def extra_repr(self) -> str:
         return (
