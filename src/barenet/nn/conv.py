@@ -265,7 +265,9 @@ class Conv2d(Module):
             # threads 0.9x one; np.dot 2.0x).
             dw_parts[b] = np.dot(cols, gb.T).T if k >= o else np.dot(gb, cols.T)  # (O, kb)
 
-        tasks = [partial(block, i, *b) for i, b in enumerate(blocks)]
+        # frozen weight and bias (fine-tuning): no dW products at all
+        trains = self.weight.requires_grad or (self.bias is not None and self.bias.requires_grad)
+        tasks = [partial(block, i, *b) for i, b in enumerate(blocks)] if trains else []
         dbuf = dbuf2 = None
         if self.needs_input_grad:
             dbuf = np.zeros(buf.shape, dtype=dtype)
@@ -292,10 +294,12 @@ class Conv2d(Module):
         parallel.run(tasks)
         if dbuf2 is not None:
             dbuf += dbuf2
-        dw = _ordered_sum(dw_parts)
-        self.weight.grad += dw[:, :k].reshape(self.weight.shape)
-        if self.bias is not None:
-            self.bias.grad += dw[:, k]
+        if trains:
+            dw = _ordered_sum(dw_parts)
+            if self.weight.requires_grad:
+                self.weight.grad += dw[:, :k].reshape(self.weight.shape)
+            if self.bias is not None and self.bias.requires_grad:
+                self.bias.grad += dw[:, k]
         if dbuf is None:
             return None
         return dbuf[:, ph : ph + h, pw : pw + w].transpose(3, 0, 1, 2)  # x's layout

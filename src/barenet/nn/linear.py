@@ -48,12 +48,13 @@ class Linear(Module):
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         x = self._x
         grad_out = match_dtype(grad_out, x.dtype, self)  # e.g. a float64 loss gradient
-        dw = self.weight.grad_to_write()  # zeros since zero_grad: written, not added
-        if dw is not None:  # dW = g^T x, row blocks written in place
-            matmul(grad_out.T, x, out=dw, rows=True)
+        if not self.weight.requires_grad:  # frozen (fine-tuning): no dW product at all
+            pass
+        elif (dw := self.weight.grad_to_write()) is not None:  # zeros since zero_grad
+            matmul(grad_out.T, x, out=dw, rows=True)  # dW = g^T x, row blocks in place
         else:  # dW += g^T x, inside the GEMM's tasks
             matmul(grad_out.T, x, acc=self.weight.grad)
-        if self.bias is not None:
+        if self.bias is not None and self.bias.requires_grad:
             db = self.bias.grad_to_write()
             if db is not None:
                 np.sum(grad_out, axis=0, out=db)

@@ -7,7 +7,7 @@ dL/d(input). There is no autograd: the chain rule is written out per layer.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -33,6 +33,9 @@ def match_dtype(x: np.ndarray, dtype: np.dtype, layer: object) -> np.ndarray:
     return x.astype(dtype)
 
 
+FREEZES = 0  # counts requires_grad changes, so caches that depend on them know when to renew
+
+
 class Parameter:
     """A trainable array with its gradient. ``grad`` has the shape and dtype of ``data``.
 
@@ -43,7 +46,7 @@ class Parameter:
     784 -> 256 dW GEMM writes into ``grad`` in place).
     """
 
-    __slots__ = ("data", "_grad", "_cleared", "no_decay")
+    __slots__ = ("data", "_grad", "_cleared", "no_decay", "_requires_grad")
 
     def __init__(self, data: np.ndarray, no_decay: bool = False) -> None:
         # asarray(order="C"), not ascontiguousarray: the latter turns a 0-d scalar into shape (1,).
@@ -53,6 +56,25 @@ class Parameter:
         # Biases and norm scales: optim.param_groups puts them in a group without weight
         # decay (the config's default); optimizers themselves decay what they are given.
         self.no_decay = no_decay
+        self._requires_grad = True
+
+    @property
+    def requires_grad(self) -> bool:
+        """False freezes the parameter, as in torch: layers skip its gradient where they
+        can, optimizers and gradient clipping leave it alone, and a ``Sequential`` does no
+        backward below its first layer that still trains."""
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        global FREEZES
+        if bool(value) != self._requires_grad:
+            self._requires_grad = bool(value)
+            FREEZES += 1  # Sequential's cached "first trainable layer" is stale
+
+    def requires_grad_(self, requires_grad: bool = True) -> Parameter:
+        self.requires_grad = requires_grad
+        return self
 
     @property
     def grad(self) -> np.ndarray:
@@ -196,6 +218,20 @@ class Module:
 
     def num_parameters(self) -> int:
         return int(sum(p.data.size for p in self.parameters()))
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Freeze (False) or unfreeze every parameter, as torch's; returns self."""
+        for p in self.parameters():
+            p.requires_grad = requires_grad
+        return self
+
+    def apply(self, fn: Callable[[Module], object]) -> Module:
+        """``fn`` on every sub-module (children first, recursively), then on self, as
+        torch's; returns self. E.g. ``model.apply(init_fn)`` to re-draw weights."""
+        for _, child in self._children():
+            child.apply(fn)
+        fn(self)
+        return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Every parameter's gradient reads as zeros from now on (lazily; see Parameter)."""

@@ -15,9 +15,15 @@ from typing import overload
 
 import numpy as np
 
+from . import module
 from .activation import ReLU
 from .module import Module
 from .pool import MaxPool2d
+
+
+def _trains(m: Module) -> bool:
+    """Whether ``m`` holds a parameter that is not frozen."""
+    return any(p.requires_grad for p in m.parameters())
 
 
 def _plan(layers: list[Module]) -> tuple[list[int], list[int]]:
@@ -93,16 +99,20 @@ class Sequential(Module):
         return self._layout()[:2]
 
     def _first_trainable(self) -> int:
-        """Index of the first layer holding parameters, -1 if none (see ``_layout``)."""
+        """Index of the first layer holding unfrozen parameters, -1 if none (``_layout``)."""
         return self._layout()[2]
 
     def _layout(self) -> tuple[list[int], list[int], int]:
         """(forward order, swapped pairs, first trainable layer), cached while the same
-        layers are in the same places (``model.layers[1] = nn.Tanh()`` makes a new one)."""
-        key = tuple(map(id, self.layers))
+        layers are in the same places (``model.layers[1] = nn.Tanh()`` makes a new one) and
+        no parameter was frozen or unfrozen."""
+        key = (module.FREEZES, *map(id, self.layers))  # renewed when a parameter is frozen
         cached = self.__dict__.get("_layout_cache")
         if cached is None or cached[0] != key:
-            first = next((i for i, m in enumerate(self.layers) if m.parameters()), -1)
+            first = next(
+                (i for i, m in enumerate(self.layers) if _trains(m)),
+                -1,
+            )
             cached = self._layout_cache = (key, *_plan(self.layers), first)
         return cached[1:]
 

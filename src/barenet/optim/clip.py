@@ -19,7 +19,7 @@ def grad_norm(params: Parameter | Iterable[Parameter], norm_type: float = 2.0) -
 
     ``norm_type`` may be ``inf`` (largest absolute entry). Returns 0.0 for no parameters.
     """
-    plist = _as_list(params)
+    plist = [q for q in _as_list(params) if q.requires_grad]  # frozen: no gradient, as torch
     p = float(norm_type)
     if not plist:
         return 0.0
@@ -43,7 +43,7 @@ def clip_grad_norm_(
     raises RuntimeError if ``error_if_nonfinite``, else propagates into the
     gradients exactly as torch does.
     """
-    plist = _as_list(params)
+    plist = [q for q in _as_list(params) if q.requires_grad]
     total = grad_norm(plist, norm_type)
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(f"the total norm of order {norm_type} of the gradients is {total}")

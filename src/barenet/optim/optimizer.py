@@ -170,6 +170,9 @@ class Optimizer:
         parts = parallel.get_threads() if self._elementwise else 1
         for group in self.param_groups:
             for p in group["params"]:
+                if not p.requires_grad:  # frozen: torch skips a parameter without a grad
+                    index += 1
+                    continue
                 state = self.state.setdefault(index, {})
                 if parts > 1 and index in self._warm and _sliceable(p):
                     tasks += self._part_tasks(index, p, state, group, parts)
