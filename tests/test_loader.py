@@ -194,8 +194,11 @@ def test_transform_and_dataset_and_validation():
         ArrayDataset(x, y[:-1])
     with pytest.raises(ValueError):
         DataLoader(x, y[:-1])
-    with pytest.raises(ValueError, match="rng"):
-        DataLoader(x, y, shuffle=True)
+    # shuffle without rng: seed 0, as the layers (torch users leave it out)
+    a = [yb for _, yb in DataLoader(x, y, batch_size=8, shuffle=True)]
+    b = [yb for _, yb in DataLoader(x, y, batch_size=8, shuffle=True, rng=np.random.default_rng(0))]
+    assert all(np.array_equal(p, q) for p, q in zip(a, b, strict=True))
+    assert not np.array_equal(np.concatenate(a), y)
     with pytest.raises(ValueError):
         DataLoader(x, y, batch_size=0)
 

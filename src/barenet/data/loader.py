@@ -32,8 +32,9 @@ class DataLoader:
     """Iterate ``(xb, yb)`` batches of ``batch_size`` over ``x``, ``y`` (first axis = sample).
 
     Each ``iter(loader)`` is one epoch. With ``shuffle`` a fresh permutation is drawn from
-    ``rng`` at the start of every epoch (so epochs differ, and the sequence is reproducible
-    from the seed); batches are then gathered by fancy indexing, copying only the batch.
+    ``rng`` (default: a Generator seeded 0, as the layers') at the start of every epoch (so
+    epochs differ, and the sequence is reproducible from the seed); batches are then
+    gathered by fancy indexing, copying only the batch.
     Unshuffled batches are slices, i.e. VIEWS of ``x``/``y``: don't modify them in place.
     ``transform(xb, rng)`` (e.g. ``RandomAffine``) is applied to each input batch.
     The last short batch is yielded unless ``drop_last``; an empty batch never is.
@@ -60,8 +61,8 @@ class DataLoader:
             raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if shuffle and rng is None:
-            raise ValueError("shuffle=True needs rng (a np.random.Generator)")
+        if shuffle and rng is None:  # as the layers: seed 0, never a hidden global state
+            rng = np.random.default_rng(0)
         self.x, self.y = x, y
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
