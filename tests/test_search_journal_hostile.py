@@ -98,3 +98,19 @@ def test_impossible_records_name_the_journal(tmp_path, edit):
 def test_make_storage_refuses_a_device_given_as_storage(tmp_path):
     with pytest.raises(UserError, match="not a regular file"):
         make_storage("/dev/zero", tmp_path)
+
+
+@pytest.mark.parametrize("values", ["[NaN, 0.1]", "[NaN]", "[]"])
+def test_a_complete_trial_with_impossible_values_is_refused(tmp_path, values):
+    # before: two values (or NaN) replayed fine, then the leaderboard died inside Optuna
+    # ("not available during multi-objective optimization"), an internal error
+    quick_search(tmp_path)
+    journal = tmp_path / "study.journal"
+    text = journal.read_text()
+    assert '"values":[0.1]' in text.replace(" ", "")
+    journal.write_text(
+        text.replace('"values": [0.1]', f'"values": {values}', 1).replace(
+            '"values":[0.1]', f'"values":{values}', 1
+        )
+    )
+    refused(tmp_path, "study 'q' is corrupt: trial", "complete with values")

@@ -14,6 +14,7 @@ Trial bookkeeping kept in user attrs:
 from __future__ import annotations
 
 import json
+import math
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -137,6 +138,7 @@ def open_study(
             f"study '{task.study_name}' exists with direction "
             f"{study.direction.name.lower()}; use another --study"
         )
+    _check_values(study, task.study_name)
     mine = task.fingerprint()
     stored = study.user_attrs.get(FINGERPRINT_ATTR)
     if stored is None and create:
@@ -156,6 +158,20 @@ def open_study(
                 "resume it with the same config, or use another --study/--out"
             )
     return study
+
+
+def _check_values(study: optuna.Study, name: str) -> None:
+    """Every finished trial holds one finite value per objective; a hand-edited or corrupt
+    storage that replays but does not (two values, NaN) would fail later, deep inside the
+    leaderboard."""
+    n = len(study.directions)
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        values = t.values or []
+        if len(values) != n or not all(math.isfinite(v) for v in values):
+            raise ConfigError(
+                f"study '{name}' is corrupt: trial {t.number} is complete with values "
+                f"{values}; restore its storage or use another --study/--out"
+            )
 
 
 # -- budget ------------------------------------------------------------------------------------
