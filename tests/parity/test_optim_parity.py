@@ -212,6 +212,8 @@ def test_clip_grad_norm_matches_torch(norm_type: float, max_norm: float) -> None
     expected = torch.nn.utils.clip_grad_norm_(tparams, max_norm, norm_type=norm_type)
     assert total == pytest.approx(float(expected), rel=RTOL)
     assert before == pytest.approx(float(expected), rel=RTOL)
+    # torch returns a 0-d tensor; the logging idiom total.item() works on ours too
+    assert total.item() == pytest.approx(expected.item(), rel=RTOL)
     for p, t in zip(params, tparams, strict=True):
         np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=RTOL, atol=1e-12)
     if max_norm < float(expected):
