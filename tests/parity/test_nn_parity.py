@@ -51,6 +51,9 @@ ACTIVATIONS = [
     ("sigmoid", lambda: nn.Sigmoid(), torch.sigmoid),
     ("tanh", lambda: nn.Tanh(), torch.tanh),
     ("identity", lambda: nn.Identity(), lambda z: z * 1.0),
+    # torch code's inplace=True: the same values (computed out of place here)
+    ("relu_inplace", lambda: nn.ReLU(inplace=True), lambda z: F.relu(z.clone(), inplace=True)),
+    ("leaky_inplace", lambda: nn.LeakyReLU(0.2, inplace=True), lambda z: F.leaky_relu(z, 0.2)),
 ]
 
 
@@ -228,6 +231,15 @@ def test_dropout_statistics(p: float) -> None:
     d.eval()
     np.testing.assert_array_equal(d(x), x)
     np.testing.assert_array_equal(F.dropout(t(x), p=p, training=False).numpy(), x)
+
+
+def test_dropout_takes_torchs_inplace_keyword() -> None:
+    x = np.ones((4, 5))
+    layer = nn.Dropout(0.5, inplace=True).eval()
+    assert np.array_equal(layer(x), x) and np.array_equal(
+        torch.nn.Dropout(0.5, inplace=True).eval()(t(x)).numpy(), x
+    )
+    assert nn.Dropout2d(0.2, inplace=True).p == 0.2
 
 
 def test_dropout_seed_reproducibility() -> None:
