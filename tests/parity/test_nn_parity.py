@@ -301,3 +301,48 @@ def test_cross_entropy_weight_and_ignore_index(
     lt.backward(None if g is None else t(g))
     close(loss_fn(z, y), lt, "loss")
     close(loss_fn.backward(g), zt.grad, "grad")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [True, False])
+def test_log_softmax_then_nll_loss(seed: int, reduction: str, weighted: bool) -> None:
+    """The official MNIST example's head: LogSoftmax(dim=1) + NLLLoss, forward and backward
+    through both, with class weights and ignored samples."""
+    rng = np.random.default_rng(seed)
+    n, c = int(rng.integers(2, 64)), int(rng.integers(2, 20))
+    z, y = rng.standard_normal((n, c)) * 4, rng.integers(0, c, n)
+    y[rng.random(n) < 0.3] = -100
+    y[0] = 0  # at least one kept
+    w = rng.uniform(0.1, 3.0, c) if weighted else None
+    head, loss_fn = nn.LogSoftmax(dim=1), nn.NLLLoss(weight=w, reduction=reduction)
+    zt = t(z, grad=True)
+    lt = F.nll_loss(
+        F.log_softmax(zt, dim=1),
+        torch.from_numpy(y),
+        weight=None if w is None else t(w),
+        reduction=reduction,
+    )
+    g = rng.standard_normal(n) if reduction == "none" else None
+    lt.backward(None if g is None else t(g))
+    close(loss_fn(head(z), y), lt, "loss")
+    close(head.backward(loss_fn.backward(g)), zt.grad, "grad")
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+@pytest.mark.parametrize("cls", ["Softmax", "LogSoftmax"])
+def test_softmax_layers(dim: int, cls: str) -> None:
+    rng = np.random.default_rng(dim + 7)
+    x, g = rng.standard_normal((3, 4, 5)) * 5, rng.standard_normal((3, 4, 5))
+    ours, xt = getattr(nn, cls)(dim=dim), t(x, grad=True)
+    yt = getattr(torch.nn, cls)(dim=dim)(xt)
+    yt.backward(t(g))
+    close(ours(x), yt, "forward")
+    close(ours.backward(g), xt.grad, "grad")
+
+
+def test_nll_loss_refuses_bad_labels_and_softmax_needs_dim() -> None:
+    with pytest.raises(ValueError, match=r"NLLLoss: labels must lie in \[0, 3\), got 3"):
+        nn.NLLLoss()(np.zeros((2, 3)), np.array([0, 3]))
+    with pytest.raises(TypeError, match="dim="):
+        nn.LogSoftmax()(np.zeros((2, 3)))
