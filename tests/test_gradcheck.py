@@ -39,9 +39,12 @@ LAYERS = [
     ("dropout", lambda: nn.Dropout(0.5, rng=0), (4, 6)),
     ("dropout2d", lambda: nn.Dropout2d(0.5, rng=0), (2, 3, 2, 2)),
     ("flatten", nn.Flatten, (2, 3, 2, 2)),
+    ("log_softmax", lambda: nn.LogSoftmax(dim=1), (4, 6)),
+    ("softmax_dim0", lambda: nn.Softmax(dim=0), (4, 3, 2)),
     ("cross_entropy", nn.CrossEntropyLoss, (5, 4)),
     ("cross_entropy_smooth", lambda: nn.CrossEntropyLoss(label_smoothing=0.1), (5, 4)),
     ("mse", nn.MSELoss, (3, 4)),
+    ("nll", nn.NLLLoss, (5, 4)),
 ]
 
 

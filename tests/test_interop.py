@@ -200,6 +200,18 @@ def test_flatten_dims_both_ways():
     assert [(m.start_dim, m.end_dim) for m in back] == [(2, 3), (0, 1)]
 
 
+def test_softmax_heads_both_ways():
+    """The official MNIST example's LogSoftmax(dim=1) head (and Softmax) cross over."""
+    ref = torch.nn.Sequential(
+        torch.nn.Linear(6, 4), torch.nn.LogSoftmax(dim=1), torch.nn.Softmax(1)
+    )
+    ours = from_torch(ref)
+    assert [m.dim for m in ours[1:]] == [1, 1]
+    x = np.random.default_rng(0).standard_normal((3, 6)).astype(np.float32)
+    np.testing.assert_allclose(ours(x), ref(torch.from_numpy(x)).detach().numpy(), atol=1e-6)
+    assert [m.dim for m in to_torch(ours)[1:]] == [1, 1]
+
+
 def test_to_torch_of_a_single_layer_copies_its_weights():
     """to_torch takes a lone layer (not only a Sequential), as to_onnx does: its state-dict
     names ('weight') are those of position 0 of the torch Sequential ('0.weight')."""

@@ -241,6 +241,11 @@ def test_num_parameters() -> None:
     model = Sequential(Linear(784, 256), ReLU(), Linear(256, 10))
     assert model.num_parameters() == 784 * 256 + 256 + 256 * 10 + 10
     assert Linear(5, 7, bias=False).num_parameters() == 35
+    # torch's idioms for the same count
+    assert sum(p.numel() for p in model.parameters()) == model.num_parameters()
+    model[0].requires_grad_(False)
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 256 * 10 + 10
+    assert [p.ndim for p in model.parameters()] == [2, 1, 2, 1]
 
 
 def test_zero_grad() -> None:

@@ -4,7 +4,7 @@ Layers map one to one at the same positions, so state-dict names agree (``0.weig
 ``1.running_mean``...) and a run's ``model.safetensors`` loads straight into the torch
 model with ``safetensors.torch.load_file``. Supported: Linear, Conv2d, MaxPool2d,
 AvgPool2d, AdaptiveAvgPool2d, BatchNorm1d/2d, ReLU, LeakyReLU, Sigmoid, Tanh, Identity,
-Flatten, Dropout, Dropout2d. torch is imported here only.
+Flatten, Dropout, Dropout2d, Softmax, LogSoftmax. torch is imported here only.
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ def _torch_layer(layer: nn.Module) -> Any:
         return cls(layer.num_features, layer.eps, layer.momentum, affine=layer.weight is not None)
     if isinstance(layer, nn.LeakyReLU):
         return tnn.LeakyReLU(layer.negative_slope)
+    if isinstance(layer, nn.LogSoftmax | nn.Softmax):
+        return getattr(tnn, type(layer).__name__)(layer.dim)
     if isinstance(layer, nn.Dropout2d):  # before Dropout: it is a subclass
         return tnn.Dropout2d(layer.p)
     if isinstance(layer, nn.Dropout):
@@ -133,6 +135,8 @@ def _barenet_layer(m: Any, i: int, rng: np.random.Generator) -> nn.Module:
         return nn.LeakyReLU(m.negative_slope)
     if isinstance(m, tnn.Flatten):
         return nn.Flatten(m.start_dim, m.end_dim)
+    if isinstance(m, tnn.LogSoftmax | tnn.Softmax):
+        return getattr(nn, type(m).__name__)(m.dim)
     if isinstance(m, tnn.Dropout2d):
         return nn.Dropout2d(m.p, rng=rng.spawn(1)[0])
     if isinstance(m, tnn.Dropout):

@@ -51,6 +51,9 @@ ACTIVATIONS = [
     ("sigmoid", lambda: nn.Sigmoid(), torch.sigmoid),
     ("tanh", lambda: nn.Tanh(), torch.tanh),
     ("identity", lambda: nn.Identity(), lambda z: z * 1.0),
+    # torch code's inplace=True: the same values (computed out of place here)
+    ("relu_inplace", lambda: nn.ReLU(inplace=True), lambda z: F.relu(z.clone(), inplace=True)),
+    ("leaky_inplace", lambda: nn.LeakyReLU(0.2, inplace=True), lambda z: F.leaky_relu(z, 0.2)),
 ]
 
 
@@ -230,6 +233,15 @@ def test_dropout_statistics(p: float) -> None:
     np.testing.assert_array_equal(F.dropout(t(x), p=p, training=False).numpy(), x)
 
 
+def test_dropout_takes_torchs_inplace_keyword() -> None:
+    x = np.ones((4, 5))
+    layer = nn.Dropout(0.5, inplace=True).eval()
+    assert np.array_equal(layer(x), x) and np.array_equal(
+        torch.nn.Dropout(0.5, inplace=True).eval()(t(x)).numpy(), x
+    )
+    assert nn.Dropout2d(0.2, inplace=True).p == 0.2
+
+
 def test_dropout_seed_reproducibility() -> None:
     x = np.random.default_rng(1).standard_normal((64, 32)).astype(np.float32)
     a, b = nn.Dropout(0.5, rng=123), nn.Dropout(0.5, rng=np.random.default_rng(123))
@@ -289,3 +301,48 @@ def test_cross_entropy_weight_and_ignore_index(
     lt.backward(None if g is None else t(g))
     close(loss_fn(z, y), lt, "loss")
     close(loss_fn.backward(g), zt.grad, "grad")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [True, False])
+def test_log_softmax_then_nll_loss(seed: int, reduction: str, weighted: bool) -> None:
+    """The official MNIST example's head: LogSoftmax(dim=1) + NLLLoss, forward and backward
+    through both, with class weights and ignored samples."""
+    rng = np.random.default_rng(seed)
+    n, c = int(rng.integers(2, 64)), int(rng.integers(2, 20))
+    z, y = rng.standard_normal((n, c)) * 4, rng.integers(0, c, n)
+    y[rng.random(n) < 0.3] = -100
+    y[0] = 0  # at least one kept
+    w = rng.uniform(0.1, 3.0, c) if weighted else None
+    head, loss_fn = nn.LogSoftmax(dim=1), nn.NLLLoss(weight=w, reduction=reduction)
+    zt = t(z, grad=True)
+    lt = F.nll_loss(
+        F.log_softmax(zt, dim=1),
+        torch.from_numpy(y),
+        weight=None if w is None else t(w),
+        reduction=reduction,
+    )
+    g = rng.standard_normal(n) if reduction == "none" else None
+    lt.backward(None if g is None else t(g))
+    close(loss_fn(head(z), y), lt, "loss")
+    close(head.backward(loss_fn.backward(g)), zt.grad, "grad")
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+@pytest.mark.parametrize("cls", ["Softmax", "LogSoftmax"])
+def test_softmax_layers(dim: int, cls: str) -> None:
+    rng = np.random.default_rng(dim + 7)
+    x, g = rng.standard_normal((3, 4, 5)) * 5, rng.standard_normal((3, 4, 5))
+    ours, xt = getattr(nn, cls)(dim=dim), t(x, grad=True)
+    yt = getattr(torch.nn, cls)(dim=dim)(xt)
+    yt.backward(t(g))
+    close(ours(x), yt, "forward")
+    close(ours.backward(g), xt.grad, "grad")
+
+
+def test_nll_loss_refuses_bad_labels_and_softmax_needs_dim() -> None:
+    with pytest.raises(ValueError, match=r"NLLLoss: labels must lie in \[0, 3\), got 3"):
+        nn.NLLLoss()(np.zeros((2, 3)), np.array([0, 3]))
+    with pytest.raises(TypeError, match="dim="):
+        nn.LogSoftmax()(np.zeros((2, 3)))

@@ -11,7 +11,16 @@ import pytest
 import torch
 
 from barenet.nn.module import Parameter
-from barenet.optim import SGD, Adam, AdamW, RMSprop, clip_grad_norm_, grad_norm, param_groups
+from barenet.optim import (
+    SGD,
+    Adadelta,
+    Adam,
+    AdamW,
+    RMSprop,
+    clip_grad_norm_,
+    grad_norm,
+    param_groups,
+)
 
 STEPS = 5
 RTOL = 1e-6
@@ -90,6 +99,8 @@ CASES = [
     (RMSprop, torch.optim.RMSprop, {"lr": 0.01, "weight_decay": 0.1, "momentum": 0.3}),
     (RMSprop, torch.optim.RMSprop, {"lr": 0.01, "weight_decay": 0.1, "centered": True}),
     (AdamW, torch.optim.AdamW, {"lr": 0.01, "weight_decay": 0.1}),
+    (Adadelta, torch.optim.Adadelta, {}),
+    (Adadelta, torch.optim.Adadelta, {"lr": 0.5, "rho": 0.8, "eps": 1e-4, "weight_decay": 0.1}),
 ]
 
 
@@ -212,13 +223,15 @@ def test_clip_grad_norm_matches_torch(norm_type: float, max_norm: float) -> None
     expected = torch.nn.utils.clip_grad_norm_(tparams, max_norm, norm_type=norm_type)
     assert total == pytest.approx(float(expected), rel=RTOL)
     assert before == pytest.approx(float(expected), rel=RTOL)
+    # torch returns a 0-d tensor; the logging idiom total.item() works on ours too
+    assert total.item() == pytest.approx(expected.item(), rel=RTOL)
     for p, t in zip(params, tparams, strict=True):
         np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=RTOL, atol=1e-12)
     if max_norm < float(expected):
         assert grad_norm(params, norm_type) == pytest.approx(max_norm, rel=1e-5)
 
 
-@pytest.mark.parametrize("ours", [SGD, Adam, AdamW, RMSprop], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("ours", [SGD, Adam, AdamW, RMSprop, Adadelta], ids=lambda c: c.__name__)
 def test_signature_matches_torch(ours: type) -> None:
     """Positional order and defaults as torch's: SGD(params, 0.1, 0.9, 0, 1e-4) written for
     torch means the same here (torch's keyword-only extras such as foreach are not ours)."""

@@ -195,3 +195,14 @@ def test_plateau_matches_torch(case: str) -> None:
         assert ours.best == theirs.best
     assert reductions >= 2
     assert math.isclose(ours_opt.lr, torch_opt.param_groups[0]["lr"], rel_tol=1e-12)
+
+
+def test_last_epoch_counts_steps_as_torchs() -> None:
+    p = torch.zeros(1, requires_grad=True)
+    theirs = tsched.StepLR(torch.optim.SGD([p], lr=0.1), 2, 0.5)
+    ours = StepLR(SGD([Parameter(np.zeros(1))], lr=0.1), 2, 0.5)
+    for _ in range(3):
+        assert ours.last_epoch == theirs.last_epoch
+        ours.optimizer.step(), theirs.optimizer.step()
+        ours.step(), theirs.step()
+    assert ours.last_epoch == theirs.last_epoch == 3

@@ -8,8 +8,8 @@ gradient (``backward``'s return value, every ``Parameter.grad``) is compared ele
 
 and passes when ``|analytic - numeric| <= atol + rtol * |numeric|`` everywhere (numpy's
 ``assert_allclose`` rule). A loss (``Loss.forward(pred, target)``, ``backward()``) is checked on
-L = loss(x, target) with a random target: integer labels for CrossEntropyLoss, else an array
-shaped like x.
+L = loss(x, target) with a random target: integer labels for CrossEntropyLoss and NLLLoss,
+else an array shaped like x.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
-from ..nn import CrossEntropyLoss, Dropout, Loss, Module
+from ..nn import CrossEntropyLoss, Dropout, Loss, Module, NLLLoss
 
 __all__ = [
     "GradcheckError",
@@ -354,9 +354,10 @@ def _loss_target(
 ) -> np.ndarray:
     if target is not None:
         return np.asarray(target)
-    if isinstance(loss, CrossEntropyLoss):
+    if isinstance(loss, CrossEntropyLoss | NLLLoss):
         if x.ndim != 2:
-            raise GradcheckError(f"CrossEntropyLoss takes (N, C) logits, got shape {x.shape}")
+            name = type(loss).__name__
+            raise GradcheckError(f"{name} takes (N, C) scores, got shape {x.shape}")
         return rng.integers(0, x.shape[1], size=x.shape[0])
     return rng.standard_normal(x.shape)
 

@@ -49,6 +49,8 @@ def torch_twin(mod: Any, torch_nn: Any) -> Any | None:
         return None if mod.training else t.Identity()
     if isinstance(mod, nn.LeakyReLU):
         return t.LeakyReLU(mod.negative_slope)
+    if isinstance(mod, nn.LogSoftmax | nn.Softmax):
+        return getattr(t, type(mod).__name__)(mod.dim)
     simple = {
         nn.ReLU: t.ReLU,
         nn.Sigmoid: t.Sigmoid,
@@ -62,6 +64,11 @@ def torch_twin(mod: Any, torch_nn: Any) -> Any | None:
         return t.MSELoss(reduction=mod.reduction)
     if type(mod) in simple:
         return simple[type(mod)]()
+    if type(mod) is nn.NLLLoss:
+        import torch
+
+        weight = None if mod.weight is None else torch.from_numpy(mod.weight)
+        return t.NLLLoss(weight, ignore_index=mod.ignore_index, reduction=mod.reduction)
     if type(mod) is nn.CrossEntropyLoss:
         import torch
 

@@ -5,11 +5,12 @@ from .conv import Conv2d
 from .dropout import Dropout, Dropout2d
 from .init import INITS, init_weight
 from .linear import Flatten, Linear
-from .loss import CrossEntropyLoss, Loss, MSELoss, log_softmax, softmax
+from .loss import CrossEntropyLoss, Loss, MSELoss, NLLLoss, log_softmax, softmax
 from .module import DEFAULT_DTYPE, Module, Parameter
 from .norm import BatchNorm1d, BatchNorm2d
 from .pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .sequential import Sequential
+from .softmax_layer import LogSoftmax, Softmax
 
 __all__ = [
     "ACTIVATIONS",
@@ -27,14 +28,17 @@ __all__ = [
     "Identity",
     "LeakyReLU",
     "Linear",
+    "LogSoftmax",
     "Loss",
     "MaxPool2d",
     "MSELoss",
+    "NLLLoss",
     "Module",
     "Parameter",
     "ReLU",
     "Sequential",
     "Sigmoid",
+    "Softmax",
     "Tanh",
     "activation",
     "init_weight",

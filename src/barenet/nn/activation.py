@@ -10,7 +10,12 @@ from .module import Module
 
 class ReLU(Module):
     """y = max(x, 0);  dy/dx = 1[x > 0]. Large arrays are split between barenet's threads
-    (exact: the same bits on any count); outputs keep the input's memory layout."""
+    (exact: the same bits on any count); outputs keep the input's memory layout.
+    ``inplace`` is accepted for torch code; the output is always a new array (x is kept)."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         parts = parallel.outer_slices(x)
@@ -40,11 +45,12 @@ class ReLU(Module):
 
 
 class LeakyReLU(Module):
-    """y = x if x > 0 else a*x;  dy/dx = 1 or a."""
+    """y = x if x > 0 else a*x;  dy/dx = 1 or a. ``inplace`` as ReLU's (accepted, out of place)."""
 
-    def __init__(self, negative_slope: float = 0.01) -> None:
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False) -> None:
         super().__init__()
         self.negative_slope = negative_slope
+        self.inplace = inplace
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         # slope per element, cast to x's dtype so float32 stays float32

@@ -11,10 +11,18 @@ from .module import Module
 
 
 class Dropout(Module):
-    """Element-wise inverted dropout. x: any shape."""
+    """Element-wise inverted dropout. x: any shape. ``inplace`` is accepted for torch code
+    (by name; the output is always a new array)."""
 
-    def __init__(self, p: float = 0.5, rng: np.random.Generator | int | None = None) -> None:
+    def __init__(
+        self,
+        p: float = 0.5,
+        rng: np.random.Generator | int | None = None,
+        *,
+        inplace: bool = False,
+    ) -> None:
         super().__init__()
+        self.inplace = inplace
         if not 0.0 <= p < 1.0:
             raise ValueError(f"dropout probability must be in [0, 1), got {p}")
         self.p = p

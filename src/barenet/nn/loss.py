@@ -84,39 +84,15 @@ class CrossEntropyLoss(Loss):
         label_smoothing: float = 0.0,
     ) -> None:
         super().__init__(reduction)
-        if isinstance(weight, (int, float)):  # the old positional label_smoothing
-            raise TypeError("CrossEntropyLoss(weight, ...): pass label_smoothing= by name")
+        self.weight = _class_weight(weight, "CrossEntropyLoss")
         if not 0.0 <= label_smoothing <= 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
-        self.weight = None if weight is None else np.asarray(weight, dtype=np.float64)
-        if self.weight is not None and (
-            self.weight.ndim != 1 or not np.isfinite(self.weight).all()
-        ):
-            raise ValueError("CrossEntropyLoss: weight must be a finite 1-D array, one per class")
         self.ignore_index = int(ignore_index)
         self.label_smoothing = label_smoothing
 
     def forward(self, logits: np.ndarray, labels: np.ndarray) -> np.floating | np.ndarray:
-        if logits.ndim != 2:
-            raise ValueError(f"CrossEntropyLoss: logits must be (N, C), got shape {logits.shape}")
+        labels, ignored = _check_labels(self, logits, labels)
         n, c = logits.shape
-        labels = np.asarray(labels)
-        if labels.shape != (n,) or labels.dtype.kind not in "iu":
-            raise ValueError(
-                f"CrossEntropyLoss: labels must be {n} integers, got {labels.dtype} {labels.shape}"
-            )
-        if self.weight is not None and self.weight.shape != (c,):
-            raise ValueError(f"CrossEntropyLoss: weight has {self.weight.size} classes, logits {c}")
-        # One comparison in the common case: as unsigned, a negative label is huge.
-        # (NumPy would read a label -1 as the last class; torch refuses it.)
-        outside = labels.view(f"u{labels.itemsize}") >= c
-        ignored = None
-        if outside.any():
-            if labels.dtype.kind == "i":
-                ignored = labels == self.ignore_index
-            bad = labels[outside if ignored is None else outside & ~ignored]
-            if bad.size:
-                raise ValueError(f"CrossEntropyLoss: labels must lie in [0, {c}), got {bad[0]}")
         logp = log_softmax(logits)
         eps = self.label_smoothing
         if self.weight is None and ignored is None:  # the common case, in its original bits
@@ -170,6 +146,46 @@ class CrossEntropyLoss(Loss):
         return g.astype(logp.dtype)
 
 
+class NLLLoss(Loss):
+    """Negative log-likelihood of log-probabilities (torch's ``NLLLoss``; after
+    ``LogSoftmax(dim=1)`` it is ``CrossEntropyLoss``, which is cheaper in one step).
+
+    logp: (N, C), labels y: (N,) ints in [0, C) or ``ignore_index``; class weights w:
+    l_n = -w_{y_n} logp_{n,y_n} (0 if ignored); mean = sum_n l_n / sum_n w_{y_n}.
+    dL/dlogp_{n,c} = -w_{y_n} [c = y_n] / sum_n w_{y_n} for the mean.
+    """
+
+    def __init__(
+        self, weight: np.ndarray | None = None, ignore_index: int = -100, reduction: str = "mean"
+    ) -> None:
+        super().__init__(reduction)
+        self.weight = _class_weight(weight, "NLLLoss")
+        self.ignore_index = int(ignore_index)
+
+    def forward(self, logp: np.ndarray, labels: np.ndarray) -> np.floating | np.ndarray:
+        labels, ignored = _check_labels(self, logp, labels)
+        n, c = logp.shape
+        safe = labels if ignored is None else np.where(ignored, 0, labels)
+        wy = np.ones(n) if self.weight is None else self.weight[safe]
+        if ignored is not None:
+            wy = wy * ~ignored
+        per = -wy * logp[np.arange(n), safe]
+        self._cache = (logp.shape, logp.dtype, safe, wy)
+        if self.reduction == "mean":
+            return np.float64(per.sum() / wy.sum())
+        return self._reduce(per.astype(logp.dtype) if self.reduction == "none" else per)
+
+    def backward(self, grad: np.ndarray | None = None) -> np.ndarray:
+        """dL/d(logp), (N, C); ``grad`` (N,) only with ``reduction="none"``."""
+        shape, dtype, safe, wy = self._cache
+        n = shape[0]
+        scale = wy.sum() if self.reduction == "mean" else 1.0
+        per = -wy / scale * self._scale(grad, n, (n,)) if self.reduction == "none" else -wy / scale
+        out = np.zeros(shape, dtype=np.float64)
+        out[np.arange(n), safe] = per
+        return out.astype(dtype)
+
+
 class MSELoss(Loss):
     """l = (pred - target)^2 element-wise; L = mean(l) (default), sum(l) or l (``"none"``).
     dL/dpred = 2 (pred - target) / numel for the mean."""
@@ -189,3 +205,40 @@ class MSELoss(Loss):
             return d * (2.0 / d.size)
         scale = self._scale(grad, d.size, d.shape)
         return d * 2.0 if np.isscalar(scale) else d * (2.0 * scale.astype(d.dtype, copy=False))
+
+
+def _check_labels(
+    loss: CrossEntropyLoss | NLLLoss, z: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(labels as an array, the mask of ``ignore_index`` labels or None if there are none),
+    after checking z is (N, C), labels N integers in [0, C) and the weight C values."""
+    name = type(loss).__name__
+    if z.ndim != 2:
+        raise ValueError(f"{name}: input must be (N, C), got shape {z.shape}")
+    n, c = z.shape
+    labels = np.asarray(labels)
+    if labels.shape != (n,) or labels.dtype.kind not in "iu":
+        raise ValueError(f"{name}: labels must be {n} integers, got {labels.dtype} {labels.shape}")
+    if loss.weight is not None and loss.weight.shape != (c,):
+        raise ValueError(f"{name}: weight has {loss.weight.size} classes, input {c}")
+    # One comparison in the common case: as unsigned, a negative label is huge.
+    # (NumPy would read a label -1 as the last class; torch refuses it.)
+    outside = labels.view(f"u{labels.itemsize}") >= c
+    ignored = None
+    if outside.any():
+        if labels.dtype.kind == "i":
+            ignored = labels == loss.ignore_index
+        bad = labels[outside if ignored is None else outside & ~ignored]
+        if bad.size:
+            raise ValueError(f"{name}: labels must lie in [0, {c}), got {bad[0]}")
+    return labels, ignored
+
+
+def _class_weight(weight: np.ndarray | None, name: str) -> np.ndarray | None:
+    """``weight`` as a float64 array, checked to be finite and 1-D (one per class)."""
+    if isinstance(weight, (int, float)):  # the old positional label_smoothing
+        raise TypeError(f"{name}(weight, ...): pass label_smoothing= by name")
+    w = None if weight is None else np.asarray(weight, dtype=np.float64)
+    if w is not None and (w.ndim != 1 or not np.isfinite(w).all()):
+        raise ValueError(f"{name}: weight must be a finite 1-D array, one per class")
+    return w

@@ -112,6 +112,14 @@ class Parameter:
     def dtype(self) -> np.dtype:
         return self.data.dtype
 
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    def numel(self) -> int:
+        """Number of elements, as torch's (``sum(p.numel() for p in model.parameters())``)."""
+        return self.data.size
+
     def zero_grad(self) -> None:
         self._cleared = True
 

@@ -1,5 +1,6 @@
 """barenet.optim: optimizers, gradient clipping and learning-rate schedules (torch semantics)."""
 
+from .adadelta import Adadelta
 from .adam import Adam, AdamW
 from .clip import clip_grad_norm_, grad_norm
 from .optimizer import Optimizer, param_groups
@@ -30,6 +31,7 @@ __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
     "SGD",
+    "Adadelta",
     "Adam",
     "AdamW",
     "ConstantLR",

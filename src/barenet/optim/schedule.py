@@ -79,6 +79,11 @@ class LRSchedule:
         self.last_step += 1
         self._write()
 
+    @property
+    def last_epoch(self) -> int:
+        """torch's name for the count of ``step()`` calls (``last_step``)."""
+        return self.last_step
+
     def get_last_lr(self) -> list[float]:
         """The lrs written by the latest ``step()`` (torch's name)."""
         return [float(g["lr"]) for g in self.optimizer.param_groups]
