@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from barenet import nn
 from barenet.nn import CrossEntropyLoss, Dropout, Linear, Module, Parameter, ReLU, Sequential
 
 
@@ -455,3 +456,44 @@ def test_load_state_dict_strict_false_returns_the_keys_it_skipped() -> None:
     assert model.load_state_dict(model.state_dict()) == ([], [])
     with pytest.raises(ValueError, match="shape mismatch"):  # shapes are checked either way
         model.load_state_dict({"0.weight": np.zeros((2, 2), np.float32)}, strict=False)
+
+
+def test_module_list_names_like_torch() -> None:
+    import torch
+
+    from barenet.nn import ModuleList
+
+    class Ours(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.blocks = ModuleList([nn.Linear(3, 3, rng=i) for i in range(2)])
+            self.head = nn.Linear(3, 2, rng=9)
+
+    class Theirs(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.blocks = torch.nn.ModuleList([torch.nn.Linear(3, 3) for _ in range(2)])
+            self.head = torch.nn.Linear(3, 2)
+
+    ours, theirs = Ours(), Theirs()
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    blocks = ours.blocks
+    assert len(blocks) == 2 and isinstance(blocks[1:], ModuleList) and blocks[0] is list(blocks)[0]
+    blocks.append(nn.ReLU()).extend([nn.Tanh()])
+    blocks.insert(0, nn.Identity())
+    assert [type(m).__name__ for m in blocks] == ["Identity", "Linear", "Linear", "ReLU", "Tanh"]
+    with pytest.raises(TypeError, match="Modules"):
+        blocks.append("relu")
+    with pytest.raises(NotImplementedError, match="no forward"):
+        blocks(np.zeros((1, 3)))
+
+
+def test_a_plain_list_attribute_keeps_its_name() -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = [nn.Linear(2, 2, rng=0)]  # only a Sequential's own list is positional
+
+    assert list(Net().state_dict()) == ["layers.0.weight", "layers.0.bias"]
+    assert list(nn.Sequential(nn.Linear(2, 2, rng=0)).state_dict()) == ["0.weight", "0.bias"]

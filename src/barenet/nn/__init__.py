@@ -7,6 +7,7 @@ from .init import INITS, init_weight
 from .linear import Flatten, Linear
 from .loss import CrossEntropyLoss, Loss, MSELoss, NLLLoss, log_softmax, softmax
 from .module import DEFAULT_DTYPE, Module, Parameter
+from .modulelist import ModuleList
 from .norm import BatchNorm1d, BatchNorm2d
 from .pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .sequential import Sequential
@@ -34,6 +35,7 @@ __all__ = [
     "MSELoss",
     "NLLLoss",
     "Module",
+    "ModuleList",
     "Parameter",
     "ReLU",
     "Sequential",

@@ -166,6 +166,11 @@ class Module:
             self._buffers = {}
         self._buffers[name] = value
 
+    # The list attribute whose items are named by position alone ("0.weight"): a
+    # Sequential's ``layers``, a ModuleList's items. Other lists of modules are named
+    # "attribute.i", as torch names a plain module's ModuleList attribute.
+    _positional: str | None = None
+
     def _children(self) -> Iterator[tuple[str, Module]]:
         for name, value in vars(self).items():
             if isinstance(value, Module):
@@ -173,7 +178,7 @@ class Module:
             elif isinstance(value, (list, tuple)):
                 for i, item in enumerate(value):
                     if isinstance(item, Module):
-                        yield f"{name}.{i}" if name != "layers" else str(i), item
+                        yield str(i) if name == self._positional else f"{name}.{i}", item
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
         """The direct sub-modules, with their names (as in PyTorch)."""

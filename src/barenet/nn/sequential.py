@@ -59,6 +59,7 @@ class Sequential(Module):
     """
 
     input_grad: bool = False  # the default of backward's ``input_grad``
+    _positional = "layers"  # children named "0", "1", ... as torch's
 
     def __init__(self, *layers: Module) -> None:
         super().__init__()
