@@ -170,3 +170,10 @@ def test_weighted_ignored_numeric_grad_and_dtype(eps: float) -> None:
         CrossEntropyLoss(weight=[1.0, 2.0])(z, np.zeros(7, int))
     with pytest.raises(TypeError, match="label_smoothing"):
         CrossEntropyLoss(0.1)
+
+
+def test_loss_backward_explains_there_is_no_autograd() -> None:
+    loss = CrossEntropyLoss()(np.zeros((2, 3)), np.array([0, 1]))
+    with pytest.raises(TypeError, match=r"model.backward\(loss_fn.backward\(\)\)"):
+        loss.backward()
+    assert isinstance(loss, float) and float(loss) == pytest.approx(np.log(3))

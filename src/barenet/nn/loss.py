@@ -22,6 +22,20 @@ def softmax(z: np.ndarray) -> np.ndarray:
 REDUCTIONS = ("mean", "sum", "none")
 
 
+class LossValue(np.float64):
+    """The loss a loss function returns: a NumPy float64 (a ``float``, with ``.item()``)
+    whose ``backward()`` explains, instead of numpy's "no attribute 'backward'", that
+    barenet has no autograd."""
+
+    __slots__ = ()
+
+    def backward(self, *args: object, **kwargs: object) -> None:
+        raise TypeError(
+            "barenet has no autograd: the loss is a number; backpropagate with "
+            "model.backward(loss_fn.backward()) (README: 'Use it from Python')"
+        )
+
+
 class Loss:
     """Base: ``__call__`` = ``forward``. ``reduction`` as in torch: ``"mean"`` (default) or
     ``"sum"`` give a scalar, ``"none"`` the per-sample losses, whose ``backward(grad)`` takes
@@ -46,7 +60,7 @@ class Loss:
         for mean and sum, the array itself for none."""
         if self.reduction == "none":
             return per
-        return np.float64(per.mean() if self.reduction == "mean" else per.sum())
+        return LossValue(per.mean() if self.reduction == "mean" else per.sum())
 
     def _scale(
         self, grad: np.ndarray | None, count: int, shape: tuple[int, ...]
@@ -102,7 +116,7 @@ class CrossEntropyLoss(Loss):
                 loss = nll.mean()
                 if eps:
                     loss = (1 - eps) * loss - eps * logp.mean(axis=1).mean()
-                return np.float64(loss)
+                return LossValue(loss)
             return self._reduce((1 - eps) * nll - eps * logp.mean(axis=1) if eps else nll)
         # class weights and/or ignored samples: torch's weighted form, float64 sums
         w = np.ones(c) if self.weight is None else self.weight
@@ -114,7 +128,7 @@ class CrossEntropyLoss(Loss):
             per = per + (eps / c) * keep * -(logp @ w.astype(logp.dtype))
         self._cache = (logp, safe, (w, keep, wy, wy.sum()))
         if self.reduction == "mean":
-            return np.float64(per.sum() / wy.sum())
+            return LossValue(per.sum() / wy.sum())
         return self._reduce(per.astype(logp.dtype) if self.reduction == "none" else per)
 
     def backward(self, grad: np.ndarray | None = None) -> np.ndarray:
@@ -172,7 +186,7 @@ class NLLLoss(Loss):
         per = -wy * logp[np.arange(n), safe]
         self._cache = (logp.shape, logp.dtype, safe, wy)
         if self.reduction == "mean":
-            return np.float64(per.sum() / wy.sum())
+            return LossValue(per.sum() / wy.sum())
         return self._reduce(per.astype(logp.dtype) if self.reduction == "none" else per)
 
     def backward(self, grad: np.ndarray | None = None) -> np.ndarray:
