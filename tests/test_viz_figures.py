@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from barenet import nn
 from barenet.experiment.spec import Experiment
 from barenet.viz import html, style
 from barenet.viz.confusion import plot_confusion, plot_per_class
@@ -14,6 +15,7 @@ from barenet.viz.experiment_report import draw_accuracy
 from barenet.viz.predictions import plot_predictions
 from barenet.viz.style import plt
 from barenet.viz.watch import plot_watch
+from barenet.viz.weights import plot_histograms
 
 CLASSES = [str(i) for i in range(10)]
 
@@ -134,3 +136,19 @@ def test_experiment_accuracy_axis_holds_the_whole_std_bar(monkeypatch):
     mean, std = 46.5, np.std([40.2, 52.8], ddof=1)
     assert lo < mean - std and hi > mean + std
     plt.close(figs[0])
+
+
+def test_histogram_counts_have_whole_number_ticks():
+    # LeNet's 6 conv biases drew a count axis of 0.0, 0.5, 1.0, 1.5, 2.0
+    fig = plot_histograms(nn.Sequential(nn.Conv2d(1, 6, 5, rng=0), nn.ReLU(), nn.Flatten()))
+    fig.canvas.draw()
+    for ax in fig.axes:
+        ticks = [t for t in ax.get_yticks() if ax.get_ylim()[0] <= t <= ax.get_ylim()[1]]
+        assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ax.get_title()
+        # the n/mean/std box sits above the tallest bar (it covered one of 16 conv biases)
+        box = ax.texts[0].get_window_extent()
+        top = max(
+            ax.transData.transform((0, p.get_path().vertices[:, 1].max()))[1] for p in ax.patches
+        )
+        assert box.y0 > top, ax.get_title()
+    plt.close(fig)
