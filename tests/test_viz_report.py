@@ -172,6 +172,7 @@ def _fake_search(root, mlp_run, cnn_run):
 def test_search_report(tmp_path, mlp_run, cnn_run, monkeypatch):
     root = tmp_path / "search"
     _fake_search(root, mlp_run, cnn_run)
+    shutil.copytree(mlp_run, root / "best")  # as --retrain-best leaves it
     figs = []
     real_save = search_report.save_figure
 
@@ -187,6 +188,12 @@ def test_search_report(tmp_path, mlp_run, cnn_run, monkeypatch):
     assert "diverged: nan loss" in text and "optim.lr" in text
     # best_config.yaml is named with the command that trains it, not dumped whole
     assert "lr: 0.3" not in text and f"barenet train {root / 'best_config.yaml'}" in text
+    # accuracy in % in the summary as in the leaderboard (the summary said 0.91), and the
+    # retrained best's one test evaluation is reported
+    summary = text[text.index("trials:") : text.index("Train the best config")]
+    assert "val_accuracy 91.00%" in " ".join(summary.split()) and "0.91" not in summary
+    test_acc = read_metrics(mlp_run)["test_accuracy"]
+    assert f"test accuracy {100 * test_acc:.2f}%" in text
     assert len(c.imgs) == 2  # the hyperparameter scatter and the top-trial curves
     check_png(root / "plots" / "search_params.png")
     check_png(root / "plots" / "search_top_curves.png")

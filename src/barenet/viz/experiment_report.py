@@ -45,6 +45,12 @@ from .style import new_figure, save_figure
 ZOOM = 10.0  # accuracy.png spans the variants within this many points of the best mean
 
 
+def _bar_ends(values: np.ndarray) -> tuple[float, ...]:
+    """Where the mean +- sample std bar of ``values`` ends (nothing for a single value)."""
+    mean, std = mean_std(values)
+    return () if std is None else (mean - std, mean + std)
+
+
 def draw_accuracy(
     exp: Experiment, rows: Sequence[dict[str, Any]], path: Path, columns: Sequence[str] = ACCURACIES
 ) -> Path | None:
@@ -65,7 +71,9 @@ def draw_accuracy(
         means = {v: float(a.mean()) for v, a in per.items() if a.size}
         best = max(means.values())
         near = [a for v, a in per.items() if v in means and means[v] >= best - ZOOM]
-        lo, hi = float(min(a.min() for a in near)), float(max(a.max() for a in near))
+        # the axis holds every dot and every mean +- std bar whole, caps included
+        ends = [x for a in near for x in (a.min(), a.max(), *_bar_ends(a))]
+        lo, hi = float(min(ends)), float(max(ends))
         pad = max(0.15 * (hi - lo), 0.05)
         left = lo - pad
         for y, v in enumerate(variants):

@@ -21,6 +21,7 @@ h1 { font-size: 1.7rem; margin-bottom: 0.2rem; }
 h2 { font-size: 1.3rem; margin-top: 2.2rem; border-bottom: 1px solid #ddd; padding-bottom: .3rem; }
 h3 { font-size: 1.05rem; margin-top: 1.4rem; }
 p.sub { color: #666; margin-top: 0; }
+.table { overflow-x: auto; max-width: 100%; }
 table { border-collapse: collapse; margin: 0.6rem 0; font-size: 0.9rem; }
 th, td { border: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: right; }
 th { background: #f0f0f0; }
@@ -66,7 +67,8 @@ def table(
     highlight: int | None = None,
 ) -> str:
     """A <table>; cells are pre-formatted strings (escaped here). ``text_cols`` are
-    left-aligned; row number ``highlight`` gets the ``best`` class."""
+    left-aligned; row number ``highlight`` gets the ``best`` class. The table sits in a
+    ``div.table`` that scrolls sideways, so a wide table never widens the page (a phone)."""
     text = set(text_cols)
 
     def cell(tag: str, i: int, v: Any) -> str:
@@ -74,14 +76,14 @@ def table(
         return f"<{tag}{cls}>{esc(v)}</{tag}>"
 
     out = [
-        "<table>",
+        '<div class="table"><table>',
         "<thead><tr>" + "".join(cell("th", i, h) for i, h in enumerate(header)) + "</tr></thead>",
         "<tbody>",
     ]
     for r, row in enumerate(rows):
         cls = ' class="best"' if r == highlight else ""
         out.append(f"<tr{cls}>" + "".join(cell("td", i, v) for i, v in enumerate(row)) + "</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "\n".join(out)
 
 

@@ -58,7 +58,7 @@ def first_layer_matrix(model: nn.Module) -> tuple[np.ndarray, tuple[int, int] | 
         w = np.asarray(w.data, dtype=np.float64)
         if w.ndim == 4:  # conv (out, in, kh, kw): one kernel (all input channels) per unit
             shape = (w.shape[2], w.shape[3]) if w.shape[1] == 1 else None
-            return w.reshape(len(w), -1), shape, f"layer {i} conv kernels"
+            return w.reshape(len(w), -1), shape, f"layer {i} conv kernel"
         side = int(round(np.sqrt(w.shape[1])))
         return w, (side, side) if side * side == w.shape[1] else None, f"layer {i} Linear"
     raise ValueError("the model has no weight layer")

@@ -19,12 +19,12 @@ from matplotlib.ticker import PercentFormatter
 
 from .. import fileio
 from ..config import Config, ConfigError
+from ..rundir import BEST_DIR, trial_dir
 from ..rundir import LEADERBOARD_CSV as LEADERBOARD
-from ..rundir import trial_dir
 from . import html as H
 from .compare import overlay_curves
 from .curves import spans_decades
-from .rundata import read_history
+from .rundata import read_history, read_metrics
 from .style import closes_on_error, new_figure, save_figure
 
 # Leaderboard columns shown around the searched values, in table order; the rest is bookkeeping.
@@ -246,10 +246,19 @@ def write_search_report(
                 [("best trial", best.get("trial", "?"))]
                 + [(p, best.get(p, "")) for p in params]
                 + [
-                    (m, best.get(m, ""))
+                    (m, H.fmt(_num(best[m]), pct=True) if m == "val_accuracy" else best[m])
                     for m in ("val_accuracy", "val_loss", "epochs_run", "seconds")
                     if m in best
                 ]
+            )
+        )
+    retrained = read_metrics(root / BEST_DIR) if (root / BEST_DIR).is_dir() else {}
+    if isinstance(retrained.get("test_accuracy"), float):  # --retrain-best ran to the end
+        summary.append(
+            H.para(
+                f"Retrained on the full training set ({root / BEST_DIR}): test accuracy "
+                f"{H.fmt(retrained['test_accuracy'], pct=True)}, validation accuracy "
+                f"{H.fmt(retrained.get('val_accuracy'), pct=True)}."
             )
         )
     best_yaml = root / "best_config.yaml"

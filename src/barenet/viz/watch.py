@@ -21,6 +21,7 @@ from .style import closes_on_error, new_figure, save_figure
 WATCH_PNG = "watch.png"
 GRAD_KEYS = ("grad_norm", "update_ratio")
 MAX_BYTES = 64 * 2**20  # a run of 10k epochs x 20 layers is ~30 MB
+LEGEND_ROOM = 0.35  # fraction of a gradient panel's height above the data, for the legend
 
 
 def read_watch(run_dir: str | Path) -> dict[str, Any] | None:
@@ -95,8 +96,9 @@ def plot_watch(data: dict[str, Any], path: str | Path, title: str = "Inside the 
         )
         g_ax.set_yscale("log")
         g_ax.set_title("gradient norm, update / weight (log)", fontsize=10, loc="left")
-        g_ax.legend(loc="best", fontsize=8)
-    # one log scale for the whole column: a gradient vanishing layer by layer shows as a slope
+        g_ax.legend(loc="upper right", fontsize=8)
+    # one log scale for the whole column: a gradient vanishing layer by layer shows as a slope;
+    # the top LEGEND_ROOM of each panel is left empty for its legend, which never covers a line
     vals = np.concatenate(
         [_positive(_series(records, k, key)) for k in range(len(labels)) for key in GRAD_KEYS]
     )
@@ -104,7 +106,7 @@ def plot_watch(data: dict[str, Any], path: str | Path, title: str = "Inside the 
     if vals.size:
         lo, hi = min(vals.min(), 1e-4) / 2, max(vals.max(), 1e-2) * 2
         for ax in axes[:, 2]:
-            ax.set_ylim(lo, hi)
+            ax.set_ylim(lo, lo * (hi / lo) ** (1 / (1 - LEGEND_ROOM)))
     for ax in axes[-1]:
         ax.set_xlabel("epoch (0 = at init)")
     if len(epochs) and epochs.max() <= 30:

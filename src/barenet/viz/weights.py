@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .. import nn
 from .inference import layers_of
@@ -18,6 +19,8 @@ from .style import (
     save_figure,
     symmetric_limit,
 )
+
+STATS_ROOM = 0.38  # top fraction of a histogram kept free for its n/mean/std box
 
 
 def parameter_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -60,7 +63,7 @@ def plot_histograms(
             else:
                 v = np.asarray(p.data, dtype=np.float64).ravel()
                 nb = min(bins, max(8, 2 * int(np.sqrt(v.size))))  # few values: few bins
-                ax.hist(
+                counts, _, _ = ax.hist(
                     v,
                     bins=nb,
                     histtype="stepfilled",
@@ -69,6 +72,8 @@ def plot_histograms(
                 )
                 ax.axvline(0.0, color="0.3", lw=0.8, ls=":")
                 ax.set_ylabel("count")
+                ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # no "2.5" parameters
+                ax.set_ylim(0, max(float(counts.max()), 1.0) / (1 - STATS_ROOM))
                 ax.set_xlabel("value")
                 ax.text(
                     0.98,

@@ -129,6 +129,11 @@ function showEmpty() {
 }
 
 function show(a) {
+  if (a.blank) {  // no ink at all: the model's answer would be a guess about an empty field
+    showEmpty();
+    confEl.textContent = "no ink found: nothing to classify";
+    return;
+  }
   errorEl.textContent = "";
   labelEl.textContent = a.name;
   labelEl.classList.toggle("long", a.name.length > 2);
