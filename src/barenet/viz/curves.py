@@ -94,7 +94,6 @@ def _single(ax: Axes, h: History, key: str, title: str, ylabel: str, color: str)
         ax.set_ylim(bottom=0, top=float(np.nanmax(h[key])) * 1.15 or None)
 
 
-@closes_on_error
 def lr_log_scale(lr: np.ndarray) -> bool:
     """Log axis if the rate spends a quarter of training 30x below its peak (step decays);
     a cosine that only touches zero at the end stays linear."""
@@ -129,6 +128,7 @@ def _schedule(ax: Axes, h: History, x: np.ndarray, lr: np.ndarray) -> None:
     ax.legend(loc="best")
 
 
+@closes_on_error
 def plot_curves(
     history: object,
     out_path: str | Path | None = None,
