@@ -337,3 +337,16 @@ def test_report_on_an_experiment_folder_says_what_writes_it(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is an experiment folder" in err[0]
     assert "barenet experiment" in err[0] and not (exp / "report.html").exists()
+
+
+def test_report_on_a_search_whose_leaderboard_has_no_row_yet(tmp_path, capsys):
+    # A report racing a search whose workers all stopped before a trial ended read a
+    # header-only leaderboard.csv and crashed (IndexError in the leaderboard table).
+    root = tmp_path / "search"
+    root.mkdir()
+    (root / "leaderboard.csv").write_text(
+        "rank,trial,state,optim.lr,val_accuracy,val_loss,best_epoch,epochs_run,seconds\n"
+    )
+    assert main(["report", str(root)]) == 0
+    assert "0 trials" in (root / "report.html").read_text()
+    assert "warning" not in capsys.readouterr().err  # no empty plot drawn
