@@ -350,3 +350,16 @@ def test_report_on_a_search_whose_leaderboard_has_no_row_yet(tmp_path, capsys):
     assert main(["report", str(root)]) == 0
     assert "0 trials" in (root / "report.html").read_text()
     assert "warning" not in capsys.readouterr().err  # no empty plot drawn
+
+
+def test_report_on_a_search_before_its_first_trial_ended_says_so(tmp_path, capsys):
+    # `barenet report OUT` started with `barenet search --out OUT` said "is not a run
+    # folder: expected model.safetensors ..." until the first trial wrote leaderboard.csv.
+    root = tmp_path / "search"
+    root.mkdir()
+    (root / "search.yaml").write_text("study: s\n")
+    (root / "study.journal").write_text("")
+    assert main(["report", str(root)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "search folder with no finished trial yet" in err[0]
+    assert not (root / "report.html").exists()
