@@ -150,6 +150,33 @@ def test_best_config_and_retrain_best(tmp_path, capsys):
     assert not (out / "best_2").exists()
 
 
+def test_retrain_best_while_another_command_retrains_it_stops_with_one_line(tmp_path, capsys):
+    # Two `search --retrain-best` on one --out (both finding the study done) each trained
+    # the winner on the full training set, the second into a copy, best_2.
+    path = write_search(tmp_path, "rb", sampler="grid", space={"optim.lr": [0.05]})
+    out = tmp_path / "out"
+    args = ["search", str(path), "--out", str(out), "--data-dir", DATA, "--quiet"]
+    assert main(args) == 0
+    (out / "best").mkdir()
+    holder = (  # another process retraining: it holds best/.lock
+        "import sys, time; from barenet import rundir; rundir.lock(sys.argv[1]).acquire();"
+        "print('locked', flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", holder, str(out / "best")], stdout=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout.readline() == b"locked\n"
+        capsys.readouterr()
+        assert main([*args, "--retrain-best"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"pid {proc.pid}" in err[0] and "retraining trial 0" in err[0]
+        assert not (out / "best_2").exists() and not (out / "best" / "metrics.json").exists()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_killed_worker_loses_no_completed_trial(tmp_path):
     path = write_search(
         tmp_path, "k", sampler="grid", epochs=15, subset=0.05, space={"optim.lr": [0.1, 0.02]}

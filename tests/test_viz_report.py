@@ -344,3 +344,29 @@ def test_report_on_an_experiment_folder_says_what_writes_it(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is an experiment folder" in err[0]
     assert "barenet experiment" in err[0] and not (exp / "report.html").exists()
+
+
+def test_report_on_a_search_whose_leaderboard_has_no_row_yet(tmp_path, capsys):
+    # A report racing a search whose workers all stopped before a trial ended read a
+    # header-only leaderboard.csv and crashed (IndexError in the leaderboard table).
+    root = tmp_path / "search"
+    root.mkdir()
+    (root / "leaderboard.csv").write_text(
+        "rank,trial,state,optim.lr,val_accuracy,val_loss,best_epoch,epochs_run,seconds\n"
+    )
+    assert main(["report", str(root)]) == 0
+    assert "0 trials" in (root / "report.html").read_text()
+    assert "warning" not in capsys.readouterr().err  # no empty plot drawn
+
+
+def test_report_on_a_search_before_its_first_trial_ended_says_so(tmp_path, capsys):
+    # `barenet report OUT` started with `barenet search --out OUT` said "is not a run
+    # folder: expected model.safetensors ..." until the first trial wrote leaderboard.csv.
+    root = tmp_path / "search"
+    root.mkdir()
+    (root / "search.yaml").write_text("study: s\n")
+    (root / "study.journal").write_text("")
+    assert main(["report", str(root)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "search folder with no finished trial yet" in err[0]
+    assert not (root / "report.html").exists()

@@ -9,6 +9,7 @@ exactly the requested number of trials, and running the same command again resum
 from __future__ import annotations
 
 import contextlib
+import itertools
 import multiprocessing as mp
 import os
 import signal
@@ -22,10 +23,11 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from .. import fileio, threads
+from .. import fileio, rundir, threads
 from ..config import ConfigError, to_dict, validate
 from ..errors import UserError
-from ..rundir import BEST_DIR, search_out
+from ..folderlock import FolderBusy
+from ..rundir import BEST_DIR, LOCK_FILE, search_out
 from .leaderboard import best_config, best_trial
 from .objective import Objective, TrainFn
 from .space import Search
@@ -301,18 +303,31 @@ def retrain_best(job: SearchJob, progress: bool = True) -> dict[str, Any]:
     data = best_config(search, best)
     data["data"]["subset"] = 1.0
     cfg = validate(data)
-    target = out / BEST_DIR
-    n = 1
     from ..runner import CONFIG_FILE, METRICS_FILE, train_run
 
     wanted = fileio.to_jsonable(to_dict(cfg))
-    while target.exists() and any(target.iterdir()):
-        same = (target / CONFIG_FILE).exists() and fileio.load_yaml(target / CONFIG_FILE) == wanted
-        if same and (target / METRICS_FILE).exists():
-            metrics = fileio.load_json(target / METRICS_FILE)
-            if "test_accuracy" in metrics:
-                return {**metrics, "trial": best.number, "run_dir": str(target), "reused": True}
-        n += 1
-        target = out / f"{BEST_DIR}_{n}"
-    metrics = train_run(cfg, target, data_dir=job.data_dir, progress=progress, evaluate_test=True)
-    return {**metrics, "trial": best.number, "run_dir": str(target), "reused": False}
+    for n in itertools.count(1):
+        target = out / (BEST_DIR if n == 1 else f"{BEST_DIR}_{n}")
+        target.mkdir(parents=True, exist_ok=True)
+        # Locked while looked at: a second command retraining the same winner at once
+        # stops here instead of training a copy of it into best_2.
+        try:
+            held = rundir.lock(target).acquire()
+        except FolderBusy as err:
+            raise FolderBusy(f"{err}: it is retraining trial {best.number} now") from None
+        try:
+            if not any(p.name != LOCK_FILE for p in target.iterdir()):
+                metrics = train_run(
+                    cfg, target, data_dir=job.data_dir, progress=progress, evaluate_test=True
+                )
+                return {**metrics, "trial": best.number, "run_dir": str(target), "reused": False}
+            same = (target / CONFIG_FILE).exists() and fileio.load_yaml(
+                target / CONFIG_FILE
+            ) == wanted
+            if same and (target / METRICS_FILE).exists():
+                metrics = fileio.load_json(target / METRICS_FILE)
+                if "test_accuracy" in metrics:
+                    return {**metrics, "trial": best.number, "run_dir": str(target), "reused": True}
+        finally:
+            held.release()
+    raise AssertionError("unreachable")

@@ -17,7 +17,14 @@ import yaml
 from .. import fileio
 from ..config import to_dict
 from ..run_metrics import RunMetrics
-from ..rundir import EXPERIMENT_FILE, PLOTS_DIR, REPORT_FILE, RunFolderError
+from ..rundir import (
+    EXPERIMENT_FILE,
+    LEADERBOARD_CSV,
+    PLOTS_DIR,
+    REPORT_FILE,
+    SEARCH_FILE,
+    RunFolderError,
+)
 from . import html as H
 from . import plots
 from .compare_report import is_compare_dir, write_compare_report
@@ -139,6 +146,11 @@ def write_report(
         raise RunFolderError(
             f"{run_dir} is an experiment folder: `barenet experiment` writes its report.html;"
             " run the same command again to redraw it (it trains nothing already done)"
+        )
+    if (Path(run_dir) / SEARCH_FILE).is_file():  # a search before its first trial ended
+        raise RunFolderError(
+            f"{run_dir} is a search folder with no finished trial yet: its {LEADERBOARD_CSV}"
+            " is written as each trial ends; run the report again then"
         )
     run = check_run_dir(run_dir)
     out = Path(out_path) if out_path is not None else run / REPORT_FILE

@@ -281,23 +281,19 @@ def write_search_report(
         else []
     )
     text_cols = [i for i, c in enumerate(show) if c in ("state", "reason")]
+    top = 0 if rows and best is rows[0] else None  # no rows while the first trials train
     sections.append(
         (
             "leaderboard",
             "Leaderboard",
-            [H.table(show, body, text_cols=text_cols, highlight=0 if best is rows[0] else None)]
-            + note,
+            [H.table(show, body, text_cols=text_cols, highlight=top)] + note,
         )
     )
 
-    png = plot_params(rows, params, plots / "search_params.png")
-    sections.append(
-        (
-            "params",
-            "Hyperparameters",
-            [H.figure(png, f"Each searched key against {metric}; the red star is the best trial.")],
-        )
-    )
+    if rows:  # none yet while the first trials train
+        png = plot_params(rows, params, plots / "search_params.png")
+        caption = f"Each searched key against {metric}; the red star is the best trial."
+        sections.append(("params", "Hyperparameters", [H.figure(png, caption)]))
 
     tops = top_histories(root, rows, params=params)
     if tops:
