@@ -79,3 +79,17 @@ def test_doctor_bad_config_is_exit_2(tmp_path, capsys) -> None:
     bad.write_text("optim: {lr: -1}\n")
     assert main(["doctor", str(bad)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_update_ratio_healthy_means_the_band_the_watch_plot_shades():
+    """One rule: 'healthy' only inside UPDATE_RATIO_HEALTHY (the watch plot's band); a
+    1.2e-2 step is acceptable, not called healthy above a plot that shades up to 1e-2."""
+    from barenet.diagnose.doctor import Steps, check_updates
+    from barenet.diagnose.probe import UPDATE_RATIO_HEALTHY
+
+    assert UPDATE_RATIO_HEALTHY == (1e-4, 1e-2)
+    inside = check_updates(Steps([[1.0]], [[1e-3, 2e-3]], []))
+    outside = check_updates(Steps([[1.0]], [[1.2e-2]], []))
+    assert inside.status == outside.status == "ok"
+    assert "healthy (~1e-3)" in inside.detail
+    assert "acceptable" in outside.detail and "healthy (" not in outside.detail

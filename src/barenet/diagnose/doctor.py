@@ -37,7 +37,7 @@ import numpy as np
 
 from ..config import Config
 from .lrfind import lr_range_test
-from .probe import ProbeResult, groups_of, probe
+from .probe import UPDATE_RATIO_HEALTHY, ProbeResult, groups_of, probe
 from .setup import Data, Setup, batches, fresh, load_data, train_step
 
 STATUSES = ("ok", "warn", "fail")
@@ -272,7 +272,12 @@ def check_updates(st: Steps) -> Check:
         return Check(
             "update_ratio", "warn", f"{desc}: large steps (healthy ~1e-3); try a lower lr", hi
         )
-    return Check("update_ratio", "ok", f"{desc}: healthy (~1e-3)", hi)
+    low, high = UPDATE_RATIO_HEALTHY
+    if low <= lo and hi <= high:
+        return Check("update_ratio", "ok", f"{desc}: healthy (~1e-3)", hi)
+    return Check(
+        "update_ratio", "ok", f"{desc}: acceptable (healthy is {low:g} to {high:g}, ~1e-3)", hi
+    )
 
 
 def check_overfit(cfg: Config, data: Data, size: int = 32, max_steps: int = 300) -> Check:

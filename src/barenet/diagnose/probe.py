@@ -28,6 +28,9 @@ import numpy as np
 from .. import nn
 
 RELU_LIKE = (nn.ReLU, nn.LeakyReLU)
+# The update-to-weight ratio ||dW|| / ||W|| of a healthy step: around the ~1e-3 rule of
+# thumb. ``barenet doctor`` calls a run healthy inside it; the watch plot shades it.
+UPDATE_RATIO_HEALTHY = (1e-4, 1e-2)
 SATURATING = (nn.Sigmoid, nn.Tanh)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..diagnose.probe import UPDATE_RATIO_HEALTHY
 from ..errors import FileError
 from ..fileio import load_json
 from ..rundir import WATCH_FILE
@@ -89,7 +90,7 @@ def plot_watch(data: dict[str, Any], path: str | Path, title: str = "Inside the 
             f_ax.set_title("no ReLU / sigmoid / tanh here", fontsize=10, loc="left", color="0.4")
 
         grad, ratio = _series(records, k, "grad_norm"), _series(records, k, "update_ratio")
-        g_ax.axhspan(1e-4, 1e-2, color="C2", alpha=0.1, label="healthy update ratio")
+        g_ax.axhspan(*UPDATE_RATIO_HEALTHY, color="C2", alpha=0.1, label="healthy update ratio")
         g_ax.plot(epochs, _positive(grad), "o-", color="C4", ms=3, label="gradient norm")
         g_ax.plot(
             epochs, _positive(ratio), "s--", color="C2", ms=3, label="update / weight (first steps)"
@@ -104,7 +105,8 @@ def plot_watch(data: dict[str, Any], path: str | Path, title: str = "Inside the 
     )
     vals = vals[np.isfinite(vals)]
     if vals.size:
-        lo, hi = min(vals.min(), 1e-4) / 2, max(vals.max(), 1e-2) * 2
+        band_lo, band_hi = UPDATE_RATIO_HEALTHY
+        lo, hi = min(vals.min(), band_lo) / 2, max(vals.max(), band_hi) * 2
         for ax in axes[:, 2]:
             ax.set_ylim(lo, lo * (hi / lo) ** (1 / (1 - LEGEND_ROOM)))
     for ax in axes[-1]:
