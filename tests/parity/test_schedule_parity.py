@@ -206,3 +206,49 @@ def test_last_epoch_counts_steps_as_torchs() -> None:
         ours.optimizer.step(), theirs.optimizer.step()
         ours.step(), theirs.step()
     assert ours.last_epoch == theirs.last_epoch == 3
+
+
+CHAINABLE = {
+    "step": (lambda o: StepLR(o, 3, 0.5), lambda o: tsched.StepLR(o, 3, 0.5)),
+    "multistep": (
+        lambda o: MultiStepLR(o, [4, 9], 0.3),
+        lambda o: tsched.MultiStepLR(o, [4, 9], 0.3),
+    ),
+    "exponential": (lambda o: ExponentialLR(o, 0.9), lambda o: tsched.ExponentialLR(o, 0.9)),
+}
+
+
+@pytest.mark.parametrize("name", list(CHAINABLE))
+def test_an_lr_set_by_hand_carries_on_as_in_torch(name: str) -> None:
+    """torch's schedules build on the lr they find: an lr set by hand mid-run is scaled by
+    the later decays instead of being overwritten by the schedule's closed form."""
+    make_ours, make_theirs = CHAINABLE[name]
+    opt, topt = ours_optimizer(), torch_optimizer()
+    sched, tsch = make_ours(opt), make_theirs(topt)
+    ours, theirs = [], []
+    for k in range(14):
+        if k == 5:
+            for g, tg in zip(opt.param_groups, topt.param_groups, strict=True):
+                g["lr"] = tg["lr"] = 0.004
+        topt.step()
+        sched.step()
+        tsch.step()
+        ours.append([g["lr"] for g in opt.param_groups])
+        theirs.append([float(v) for v in tsch.get_last_lr()])
+    assert_lrs_equal(ours, theirs)
+
+
+def test_two_schedules_on_one_optimizer_multiply_as_in_torch() -> None:
+    opt, topt = ours_optimizer(), torch_optimizer()
+    a, b = StepLR(opt, 4, 0.5), ExponentialLR(opt, 0.95)
+    ta, tb = tsched.StepLR(topt, 4, 0.5), tsched.ExponentialLR(topt, 0.95)
+    ours, theirs = [], []
+    for _ in range(15):
+        topt.step()
+        a.step()
+        b.step()
+        ta.step()
+        tb.step()
+        ours.append([g["lr"] for g in opt.param_groups])
+        theirs.append([float(g["lr"]) for g in topt.param_groups])
+    assert_lrs_equal(ours, theirs)

@@ -71,11 +71,27 @@ class LRSchedule:
         return [self._group_lr(int(step), i) for i in range(len(self.optimizer.param_groups))]
 
     def _write(self) -> None:
-        for group, lr in zip(self.optimizer.param_groups, self.lrs_at(self.last_step), strict=True):
+        lrs = self.lrs_at(self.last_step)
+        for group, lr in zip(self.optimizer.param_groups, lrs, strict=True):
             group["lr"] = lr
+        self._written = lrs
+
+    def _adopt_outside_changes(self) -> None:
+        """torch's schedules build on the lr they find in the optimizer (chainable): an lr
+        set by hand, or by a second schedule stepping the same optimizer, since this
+        schedule last wrote it carries on. Here that rescales the group's base, so the
+        schedule's factor applies to the new value (StepLR after ``lr = 0.01``: 0.005 at the
+        next decay, as torch)."""
+        written = self.__dict__.get("_written")
+        if written is None:
+            return
+        for i, (group, lr) in enumerate(zip(self.optimizer.param_groups, written, strict=True)):
+            if group["lr"] != lr and lr != 0:
+                self.base_lrs[i] *= group["lr"] / lr
 
     def step(self) -> None:
         """Advance one iteration and write each group's lr."""
+        self._adopt_outside_changes()
         self.last_step += 1
         self._write()
 
