@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -68,3 +69,106 @@ def as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
     return np.random.default_rng(0 if rng is None else rng)
+
+
+# -- torch's in-place initialisers (``model.apply(fn)`` code) ---------------------------------
+# Each fills ``p.data`` (a Parameter or an array) in place and returns it. ``generator``: a
+# Generator or a seed; None is seed 0, as the layers' ``rng`` (pass one Generator to all
+# calls so that layers of the same shape get different draws).
+
+
+def _fill(p: Any, values: np.ndarray) -> Any:
+    data = p.data if hasattr(p, "data") and not isinstance(p, np.ndarray) else p
+    data[...] = values.astype(data.dtype, copy=False)
+    return p
+
+
+def _shape(p: Any) -> tuple[int, ...]:
+    return tuple(np.shape(p.data if not isinstance(p, np.ndarray) else p))
+
+
+def _fans(p: Any) -> tuple[int, int]:
+    shape = _shape(p)
+    if len(shape) < 2:  # as torch: a bias has no fans
+        raise ValueError(f"fan in and fan out need a weight of 2 or more dimensions, got {shape}")
+    return fans(shape)
+
+
+def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
+    """torch's gains: 1 for linear/conv/sigmoid, 5/3 tanh, sqrt(2) relu,
+    sqrt(2 / (1 + a^2)) leaky_relu (a = param, default 0.01), 3/4 selu."""
+    if nonlinearity in ("linear", "identity", "sigmoid") or nonlinearity.startswith("conv"):
+        return 1.0
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        a = 0.01 if param is None else float(param)
+        return math.sqrt(2.0 / (1 + a * a))
+    if nonlinearity == "selu":
+        return 3.0 / 4
+    raise ValueError(f"unsupported nonlinearity {nonlinearity!r}")
+
+
+def uniform_(p: Any, a: float = 0.0, b: float = 1.0, generator: Any = None) -> Any:
+    return _fill(p, as_rng(generator).uniform(a, b, _shape(p)))
+
+
+def normal_(p: Any, mean: float = 0.0, std: float = 1.0, generator: Any = None) -> Any:
+    return _fill(p, as_rng(generator).normal(mean, std, _shape(p)))
+
+
+def constant_(p: Any, val: float) -> Any:
+    return _fill(p, np.full(_shape(p), float(val)))
+
+
+def zeros_(p: Any) -> Any:
+    return constant_(p, 0.0)
+
+
+def ones_(p: Any) -> Any:
+    return constant_(p, 1.0)
+
+
+def xavier_uniform_(p: Any, gain: float = 1.0, generator: Any = None) -> Any:
+    """U(-a, a), a = gain sqrt(6 / (fan_in + fan_out))."""
+    fan_in, fan_out = _fans(p)
+    a = gain * math.sqrt(6.0 / (fan_in + fan_out))
+    return uniform_(p, -a, a, generator)
+
+
+def xavier_normal_(p: Any, gain: float = 1.0, generator: Any = None) -> Any:
+    """N(0, gain^2 2 / (fan_in + fan_out))."""
+    fan_in, fan_out = _fans(p)
+    return normal_(p, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), generator)
+
+
+def _kaiming_std(p: Any, a: float, mode: str, nonlinearity: str) -> float:
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    fan_in, fan_out = _fans(p)
+    return calculate_gain(nonlinearity, a) / math.sqrt(fan_in if mode == "fan_in" else fan_out)
+
+
+def kaiming_uniform_(
+    p: Any,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator: Any = None,
+) -> Any:
+    """U(-b, b), b = sqrt(3) gain / sqrt(fan): torch's defaults (a=sqrt(5) is its layers')."""
+    bound = math.sqrt(3.0) * _kaiming_std(p, a, mode, nonlinearity)
+    return uniform_(p, -bound, bound, generator)
+
+
+def kaiming_normal_(
+    p: Any,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator: Any = None,
+) -> Any:
+    """N(0, (gain / sqrt(fan))^2)."""
+    return normal_(p, 0.0, _kaiming_std(p, a, mode, nonlinearity), generator)
