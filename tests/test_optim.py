@@ -261,3 +261,18 @@ def test_closure_and_set_to_none_like_torch() -> None:
     model.zero_grad(set_to_none=False)
     assert not model[0].weight.grad.any()
     assert opt.step() is None
+
+
+def test_torch_module_paths() -> None:
+    """torch.optim.lr_scheduler.X and torch.nn.utils.clip_grad_norm_ have barenet twins."""
+    from barenet import nn, optim
+    from barenet.optim import lr_scheduler
+
+    for name in ("StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "CyclicLR",
+                 "ConstantLR", "ReduceLROnPlateau"):  # fmt: skip
+        assert getattr(lr_scheduler, name) is getattr(optim, name)
+    lin = nn.Linear(3, 2, rng=0)
+    lin.weight.grad[...] = 10.0
+    total = nn.utils.clip_grad_norm_(lin.parameters(), 1.0)
+    assert total == pytest.approx(np.sqrt(6 * 100))
+    assert np.linalg.norm(lin.weight.grad) == pytest.approx(1.0, rel=1e-5)

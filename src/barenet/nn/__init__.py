@@ -1,5 +1,6 @@
 """barenet.nn: layers, losses and initialisers with explicit forward and backward passes."""
 
+from . import utils  # noqa: E402 - torch's nn.utils path
 from .activation import ACTIVATIONS, Identity, LeakyReLU, ReLU, Sigmoid, Tanh, activation
 from .conv import Conv2d
 from .dropout import Dropout, Dropout2d
@@ -46,4 +47,5 @@ __all__ = [
     "init_weight",
     "log_softmax",
     "softmax",
+    "utils",
 ]
