@@ -177,3 +177,14 @@ def test_loss_backward_explains_there_is_no_autograd() -> None:
     with pytest.raises(TypeError, match=r"model.backward\(loss_fn.backward\(\)\)"):
         loss.backward()
     assert isinstance(loss, float) and float(loss) == pytest.approx(np.log(3))
+
+
+def test_labels_of_any_integer_type_and_byte_order() -> None:
+    z = np.random.default_rng(0).standard_normal((4, 3))
+    ref = CrossEntropyLoss()(z, np.array([0, 2, 1, 2]))
+    for dtype in (np.uint8, np.int16, ">i8", "<i4", np.uint64):
+        labels = np.array([0, 2, 1, 2], dtype=dtype)
+        assert CrossEntropyLoss()(z, labels) == ref, dtype
+        assert CrossEntropyLoss()(z, labels[::-1][::-1]) == ref  # a view, not a copy
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        CrossEntropyLoss()(z, np.array([0, 2, -1, 2], dtype=">i8"))

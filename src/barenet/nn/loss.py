@@ -237,6 +237,8 @@ def _check_labels(
         raise ValueError(f"{name}: weight has {loss.weight.size} classes, input {c}")
     # One comparison in the common case: as unsigned, a negative label is huge.
     # (NumPy would read a label -1 as the last class; torch refuses it.)
+    if not labels.dtype.isnative:  # a big-endian array viewed as native would misread
+        labels = labels.astype(labels.dtype.newbyteorder("="))
     outside = labels.view(f"u{labels.itemsize}") >= c
     ignored = None
     if outside.any():
