@@ -40,10 +40,20 @@ MAX_JOURNAL_BYTES = 1 << 30
 class JournalLock:
     """The journal's write lock (Optuna's default symlink lock, left behind by a killed worker,
     would stall the others for its 30 s grace period). Optuna only calls ``acquire`` and
-    ``release``."""
+    ``release``.
+
+    It pickles (by path, not held), as Optuna expects of a storage (``pickle``, process
+    pools)."""
 
     def __init__(self, path: str | Path) -> None:
-        self._lock = FileLock(str(path), thread_local=False)
+        self._path = str(path)
+        self._lock = FileLock(self._path, thread_local=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self._path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"])  # type: ignore[misc]
 
     def acquire(self) -> bool:
         self._lock.acquire()
