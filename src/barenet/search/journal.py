@@ -24,6 +24,7 @@ import json
 import os
 import stat
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +41,37 @@ MAX_JOURNAL_BYTES = 1 << 30
 class JournalLock:
     """The journal's write lock (Optuna's default symlink lock, left behind by a killed worker,
     would stall the others for its 30 s grace period). Optuna only calls ``acquire`` and
-    ``release``."""
+    ``release``.
+
+    Exclusive among processes (``flock``) and among threads sharing it: a ``FileLock`` made
+    with ``thread_local=False`` lets a second thread "acquire" it while held, so a thread
+    lock is taken first, as Optuna's own locks exclude threads. It pickles (by path, not
+    held), as Optuna expects of a storage (``pickle``, process pools)."""
 
     def __init__(self, path: str | Path) -> None:
-        self._lock = FileLock(str(path), thread_local=False)
+        self._path = str(path)
+        self._thread_lock = threading.Lock()
+        self._lock = FileLock(self._path, thread_local=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self._path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"])  # type: ignore[misc]
 
     def acquire(self) -> bool:
-        self._lock.acquire()
+        self._thread_lock.acquire()
+        try:
+            self._lock.acquire()
+        except BaseException:
+            self._thread_lock.release()
+            raise
         return True
 
     def release(self) -> None:
         if self._lock.is_locked:
             self._lock.release(force=True)
+            self._thread_lock.release()
 
 
 def _say(msg: str) -> None:
