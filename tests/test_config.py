@@ -87,6 +87,12 @@ def test_cnn_needs_blocks():
         ("model.sizes=[784, 5]", "model.sizes ends in 5 outputs but mnist has 10 classes"),
         ("model.sizes=[100, 10]", "the first size must be 784"),
         ("data.augment={enabled: true, enabled: false}", "duplicate key 'enabled'"),
+        # these three were plain (lax) types: 1 read as true, true and 2.0 as counts
+        ("train.watch=1", "train.watch: Input should be a valid boolean"),
+        ("train.tensorboard=1", "train.tensorboard: Input should be a valid boolean"),
+        ("train.threads=true", "train.threads: True: use 'auto' or an integer >= 1"),
+        ("train.threads=2.0", "train.threads: 2.0: use 'auto' or an integer >= 1"),
+        ("train.threads=0", "train.threads: 0: use 'auto' or an integer >= 1"),
     ],
 )
 def test_values_mean_what_they_say(override, needle):

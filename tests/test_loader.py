@@ -160,6 +160,17 @@ def test_shuffle_differs_across_epochs_and_is_seeded():
     assert not np.array_equal(a[0], c[0])
 
 
+def test_rng_may_be_a_seed_as_for_the_layers():
+    """rng=3 is default_rng(3); no rng is seed 0 (an int used to fail at the first epoch)."""
+    x, y = _data()
+
+    def order(**kw):
+        return np.concatenate([yb for _, yb in DataLoader(x, y, batch_size=16, shuffle=True, **kw)])
+
+    np.testing.assert_array_equal(order(rng=3), order(rng=np.random.default_rng(3)))
+    np.testing.assert_array_equal(order(), order(rng=0))
+
+
 def test_drop_last_and_len():
     x, y = _data(103)
     loader = DataLoader(x, y, batch_size=10, drop_last=True)

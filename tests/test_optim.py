@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -268,6 +271,10 @@ def test_torch_module_paths() -> None:
     from barenet import nn, optim
     from barenet.optim import lr_scheduler
 
+    # as torch.optim.lr_scheduler: an attribute once barenet.optim is imported
+    code = "import barenet.optim as o; print(o.lr_scheduler.StepLR is o.StepLR)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "True", done.stderr[-500:]
     for name in ("StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "CyclicLR",
                  "ConstantLR", "ReduceLROnPlateau"):  # fmt: skip
         assert getattr(lr_scheduler, name) is getattr(optim, name)

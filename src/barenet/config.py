@@ -82,6 +82,13 @@ def _name(value: Any) -> Any:
         raise ValueError(str(e).removeprefix("name ")) from None
 
 
+def _threads(value: Any) -> Any:
+    # checked before pydantic's lax int, which reads true, 2.0 and "2" as counts
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise ValueError(f"{value!r}: use 'auto' or an integer >= 1")
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
@@ -255,17 +262,11 @@ class TrainConfig(Strict):
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
     checkpoint_every_epoch: Bool = False
     dtype: Literal["float32", "float64"] = "float32"
-    watch: bool = Field(False, description="record per-layer internals per epoch (watch.json)")
-    tensorboard: bool = False  # event files in RUN_DIR/tensorboard (needs tensorboardX)
-    threads: Literal["auto"] | int = Field(
+    watch: Bool = Field(False, description="record per-layer internals per epoch (watch.json)")
+    tensorboard: Bool = False  # event files in RUN_DIR/tensorboard (needs tensorboardX)
+    threads: Annotated[Literal["auto"] | int, BeforeValidator(_threads)] = Field(
         "auto", description="compute threads: auto (measured while training) or a count >= 1"
     )
-
-    @model_validator(mode="after")
-    def _check_threads(self) -> TrainConfig:
-        if self.threads != "auto" and (isinstance(self.threads, bool) or self.threads < 1):
-            raise ValueError("train.threads must be 'auto' or an integer >= 1")
-        return self
 
 
 class Config(Strict):

@@ -32,7 +32,7 @@ class DataLoader:
     """Iterate ``(xb, yb)`` batches of ``batch_size`` over ``x``, ``y`` (first axis = sample).
 
     Each ``iter(loader)`` is one epoch. With ``shuffle`` a fresh permutation is drawn from
-    ``rng`` (default: a Generator seeded 0, as the layers') at the start of every epoch (so
+    ``rng`` (a Generator or seed; default: seed 0, as the layers') at the start of every epoch (so
     epochs differ, and the sequence is reproducible from the seed); batches are then
     gathered by fancy indexing, copying only the batch.
     Unshuffled batches are slices, i.e. VIEWS of ``x``/``y``: don't modify them in place.
@@ -48,7 +48,7 @@ class DataLoader:
         batch_size: int = 128,
         shuffle: bool = False,
         drop_last: bool = False,
-        rng: np.random.Generator | None = None,
+        rng: np.random.Generator | int | None = None,
         transform: Transform | None = None,
     ) -> None:
         if isinstance(x, ArrayDataset):
@@ -63,6 +63,8 @@ class DataLoader:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if shuffle and rng is None:  # as the layers: seed 0, never a hidden global state
             rng = np.random.default_rng(0)
+        elif rng is not None and not isinstance(rng, np.random.Generator):
+            rng = np.random.default_rng(rng)  # a seed, as the layers take
         self.x, self.y = x, y
         self.batch_size = int(batch_size)
         self.shuffle = shuffle

@@ -1,5 +1,6 @@
 """barenet.optim: optimizers, gradient clipping and learning-rate schedules (torch semantics)."""
 
+from . import lr_scheduler  # torch's optim.lr_scheduler path
 from .adadelta import Adadelta
 from .adam import Adam, AdamW
 from .clip import clip_grad_norm_, grad_norm
@@ -47,5 +48,6 @@ __all__ = [
     "build_schedule",
     "clip_grad_norm_",
     "grad_norm",
+    "lr_scheduler",
     "param_groups",
 ]
