@@ -133,3 +133,18 @@ def test_numpy_parameter_values_as_grid_searches_pass_them():
         random_state=0,
     ).fit(x, y)
     assert cnn.n_iter_ == 1 and cnn.predict(x[:3]).shape == (3,)
+
+
+def test_scikit_learns_activation_names():
+    """activation='logistic' (scikit-learn's sigmoid) and 'identity' train; get_params keeps
+    the name as given."""
+    from sklearn.datasets import load_iris
+
+    from barenet.sklearn import MLPClassifier
+
+    X, y = load_iris(return_X_y=True)
+    for name in ("logistic", "identity", "tanh", "relu"):
+        clf = MLPClassifier(hidden_layer_sizes=(8,), activation=name, max_iter=3, random_state=0)
+        clf.fit(X, y)
+        assert clf.get_params()["activation"] == name
+        assert clf.predict(X).shape == y.shape

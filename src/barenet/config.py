@@ -138,7 +138,7 @@ class ConvBlock(Strict):
         return (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
 
 
-Activation = Literal["relu", "leaky_relu", "sigmoid", "tanh"]
+Activation = Literal["relu", "leaky_relu", "sigmoid", "tanh", "identity"]
 Init = Literal[
     "zeros", "normal", "xavier_uniform", "xavier_normal", "he_uniform", "he_normal", "default"
 ]

@@ -160,12 +160,18 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
             return np.log(self.predict_proba(X))
 
 
+def _activation(name: Any) -> Any:
+    """scikit-learn's activation names to barenet's: ``logistic`` is ``sigmoid``."""
+    return "sigmoid" if name == "logistic" else name
+
+
 class MLPClassifier(_NetClassifier):
     """A multi-layer perceptron: Linear -> activation per hidden size, then Linear -> softmax.
 
     Args:
         hidden_layer_sizes: units of each hidden layer.
-        activation: ``relu``, ``tanh``, ``sigmoid``, ``leaky_relu``, ... (barenet's names).
+        activation: ``relu``, ``tanh``, ``logistic`` (= ``sigmoid``), ``identity``, as
+            scikit-learn's, or barenet's ``leaky_relu``.
         solver: ``adam``, ``adamw``, ``sgd`` or ``rmsprop``.
         alpha: L2 weight decay (biases excluded).
         batch_size: samples per step; ``"auto"`` = min(200, n_samples).
@@ -213,7 +219,7 @@ class MLPClassifier(_NetClassifier):
         return {
             "type": "mlp",
             "sizes": [n_features, *_sizes(self.hidden_layer_sizes), n_classes],
-            "activation": self.activation,
+            "activation": _activation(self.activation),
             "dropout": self.dropout,
         }
 
@@ -297,7 +303,7 @@ class CNNClassifier(_NetClassifier):
             "input_shape": [c, self.input_shape_[1], self.input_shape_[2]],
             "blocks": blocks,
             "dense": [*hidden, n_classes],
-            "activation": self.activation,
+            "activation": _activation(self.activation),
             "dropout": self.dropout,
         }
 
