@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..nn.init import as_rng
+
 Transform = Callable[[np.ndarray, "np.random.Generator | None"], np.ndarray]
 
 
@@ -61,10 +63,8 @@ class DataLoader:
             raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if shuffle and rng is None:  # as the layers: seed 0, never a hidden global state
-            rng = np.random.default_rng(0)
-        elif rng is not None and not isinstance(rng, np.random.Generator):
-            rng = np.random.default_rng(rng)  # a seed, as the layers take
+        if shuffle or rng is not None:  # a Generator or seed; none: seed 0, as the layers
+            rng = as_rng(rng)
         self.x, self.y = x, y
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
