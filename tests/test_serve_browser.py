@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -135,6 +136,18 @@ def test_draw_a_digit_in_chromium(browser, mlp_run, tmp_path):
         assert browser.find_element(By.ID, "label").text == "–"
         assert all(e.text == "" for e in browser.find_elements(By.CSS_SELECTOR, ".bar-value"))
         assert not browser.find_elements(By.CSS_SELECTOR, "#explain .tile")
+
+        # a drawing's answers still on their way must not overwrite the upload that replaced
+        # it (a stroke's last PNG is encoded asynchronously; CI once saw its answer land last)
+        browser.find_element(By.ID, "clear").click()
+        draw_with_mouse(browser, pad, SEVEN)
+        browser.find_element(By.ID, "upload").send_keys(str(tmp_path / "blank.png"))
+        WebDriverWait(browser, 30).until(
+            lambda d: "no ink" in d.find_element(By.ID, "confidence").text
+        )
+        time.sleep(1.5)  # let any late answer for the drawing arrive
+        assert browser.find_element(By.ID, "label").text == "–"
+        assert all(e.text == "" for e in browser.find_elements(By.CSS_SELECTOR, ".bar-value"))
         # nothing failed in the console (the page once asked for a missing /favicon.ico)
         assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
     finally:

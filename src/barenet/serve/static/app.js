@@ -13,11 +13,16 @@ const LINE_WIDTH = 22;  // ~ MNIST's stroke once the digit is scaled to 20 px
 let classes = [];
 let drawing = false, dirty = false, inFlight = false, pending = null, lastSent = 0;
 let last = null;
+// Bumped whenever the pad is cleared or replaced: an answer (or a queued send) for the old
+// drawing must not overwrite what the user sees now (a stroke's last PNG is encoded
+// asynchronously and could otherwise arrive after an uploaded image's answer).
+let epoch = 0;
 
 function clearPad() {
   ctx.fillStyle = "#ffffff";
   ctx.fillRect(0, 0, pad.width, pad.height);
   dirty = false;
+  epoch += 1;
 }
 
 function point(ev) {
@@ -70,6 +75,7 @@ document.getElementById("upload").addEventListener("change", async (ev) => {
   const file = ev.target.files[0];
   ev.target.value = "";
   if (!file) return;
+  epoch += 1;  // whatever was drawn before is no longer the question
   try {
     const bitmap = await createImageBitmap(file);
     clearPad();
@@ -82,23 +88,28 @@ document.getElementById("upload").addEventListener("change", async (ev) => {
 
 function sendCanvas() {
   if (!dirty) return;
-  pad.toBlob((blob) => send(blob, "image/png"), "image/png");
+  const e = epoch;
+  pad.toBlob((blob) => { if (e === epoch) send(blob, "image/png"); }, "image/png");
 }
 
 async function send(blob, type) {
-  if (inFlight) { pending = [blob, type]; return; }
+  if (inFlight) { pending = [blob, type, epoch]; return; }
   inFlight = true;
   lastSent = performance.now();
+  const sentFor = epoch;
   try {
     const r = await fetch("/api/predict?explain=1&top=3", { method: "POST", headers: { "Content-Type": type }, body: blob });
     const answer = await r.json();
     if (!r.ok) throw new Error(answer.error || r.statusText);
-    show(answer);
+    if (sentFor === epoch) show(answer);
   } catch (e) {
-    errorEl.textContent = String(e.message || e);
+    if (sentFor === epoch) errorEl.textContent = String(e.message || e);
   } finally {
     inFlight = false;
-    if (pending) { const [b, t] = pending; pending = null; send(b, t); }
+    if (pending) {
+      const [b, t, e] = pending; pending = null;
+      if (e === epoch) send(b, t);
+    }
   }
 }
 
