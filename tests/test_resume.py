@@ -298,6 +298,40 @@ def test_trainer_resume_is_bit_identical(tmp_path):
     assert resume_mod.read_state(state)["epoch"] == len(history)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_an_interrupt_while_an_epoch_is_written_waits_for_its_state(tmp_path, sig):
+    """Ctrl-C or SIGTERM landing after the epoch's history row but before its state: the
+    history was left one epoch ahead of the state (test_sigterm_and_sigint_keep_the_last_epoch
+    could fail on it when the signal met the end of an epoch). It now takes effect once the
+    state holds the epoch; a second one at once."""
+
+    def interrupt(signum, frame):  # what the CLI installs for SIGTERM
+        raise KeyboardInterrupt
+
+    old = signal.signal(sig, interrupt)
+    try:
+        for times, saved in ((1, 2), (2, 1)):
+            folder = tmp_path / str(times)
+            folder.mkdir()
+            trainer, train, val, gens = _setup(folder)
+
+            def signal_at_2(t, epoch, logs, times=times):  # after the CSV logger's row
+                if epoch == 2:
+                    for _ in range(times):
+                        signal.raise_signal(sig)
+
+            trainer.callbacks.append(LambdaCallback(on_epoch_end=signal_at_2))
+            state = folder / "state.safetensors"
+            with pytest.raises(KeyboardInterrupt):
+                trainer.fit(train, val, epochs=6, state_file=state, generators=gens)
+            assert resume_mod.read_state(state)["epoch"] == saved, times
+            if times == 1:  # the epoch written whole: its row and its state
+                assert len((folder / "h.csv").read_text().splitlines()) == 1 + saved
+            assert signal.getsignal(sig) is interrupt  # the handler is back
+    finally:
+        signal.signal(sig, old)
+
+
 def test_trainer_resume_checks_what_it_restores_into(tmp_path):
     trainer, train, val, gens = _setup(tmp_path)
     state = tmp_path / "s.safetensors"
