@@ -86,13 +86,15 @@ def wait_for_prediction(driver):
             and d.find_element(By.ID, "val-0").text != ""
         )
     )
-    # label and bars in one script call: read one by one, an answer still arriving for the
-    # rest of the stroke could change some bars in between (a sum of 95.7% was seen)
-    label, texts = driver.execute_script(
+    # label, bars and the highlighted bar in one script call: read one by one, an answer
+    # still arriving for the rest of the stroke could change some in between (a sum of 95.7%
+    # was seen; so could the best bar, read after the label)
+    label, texts, best = driver.execute_script(
         "return [document.getElementById('label').textContent,"
-        " [...document.querySelectorAll('.bar-value')].map(e => e.textContent)];"
+        " [...document.querySelectorAll('.bar-value')].map(e => e.textContent),"
+        " [...document.querySelectorAll('.bar-fill.best')].map(e => e.id)];"
     )
-    return label, [float(t.rstrip("%")) for t in texts]
+    return label, [float(t.rstrip("%")) for t in texts], best
 
 
 def test_draw_a_digit_in_chromium(browser, mlp_run, tmp_path):
@@ -106,11 +108,10 @@ def test_draw_a_digit_in_chromium(browser, mlp_run, tmp_path):
         pad = browser.find_element(By.ID, "pad")
 
         draw_with_mouse(browser, pad, SEVEN)
-        label, values = wait_for_prediction(browser)
+        label, values, best = wait_for_prediction(browser)
         assert label in [str(i) for i in range(10)]
         assert sum(values) == pytest.approx(100, abs=1.0)  # ten bars of probabilities
-        best = browser.find_element(By.CSS_SELECTOR, ".bar-fill.best")
-        assert best.get_attribute("id") == f"bar-{label}"
+        assert best == [f"bar-{label}"]
         # the 28x28 input and the first-layer units are drawn
         ink = browser.execute_script(
             "const c = document.getElementById('input28').getContext('2d');"
@@ -124,7 +125,8 @@ def test_draw_a_digit_in_chromium(browser, mlp_run, tmp_path):
         browser.find_element(By.ID, "clear").click()
         WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "label").text == "–")
         draw_with_finger(browser, pad, ONE)
-        label, values = wait_for_prediction(browser)
+        label, values, best = wait_for_prediction(browser)
+        assert best == [f"bar-{label}"]
         assert sum(values) == pytest.approx(100, abs=1.0)
 
         # an image without ink gets no made-up answer (it was "5, 97.6% sure")
