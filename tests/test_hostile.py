@@ -269,7 +269,11 @@ def test_sigterm_exits_143_with_one_line(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, cwd=tmp_path, text=True,
     )  # fmt: skip
     assert p.stdout.readline().startswith("training")
-    time.sleep(1.0)
+    # the run exists once its config.yaml does (a fixed 1 s sleep assumed it would by then)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "r" / "config.yaml").exists() and time.monotonic() < deadline:
+        assert p.poll() is None, p.communicate()
+        time.sleep(0.01)
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 143
