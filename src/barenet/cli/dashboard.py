@@ -37,18 +37,23 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         ) from None
     storage = storage_for(args.folder, args.storage)
     where = args.storage.split("@")[-1] if args.storage else args.folder
-    print(
-        f"optuna-dashboard for {where} at http://{args.host}:{args.port}/ (Ctrl-C stops it)",
-        flush=True,
-    )
-    serve_wsgi(wsgi(storage), args.host, args.port)
+
+    def ready(host: str, port: int) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        print(
+            f"optuna-dashboard for {where} at http://{shown}:{port}/ (Ctrl-C stops it)", flush=True
+        )
+
+    serve_wsgi(wsgi(storage), args.host, args.port, ready)
     return 0
 
 
-def serve_wsgi(app, host: str, port: int) -> None:
+def serve_wsgi(app, host: str, port: int, ready=None) -> None:
     """Serve ``app`` from a thread; the main thread only waits, so Ctrl-C or SIGTERM always
     reaches it (raised inside a request, wsgiref would catch and log them) and stops the
-    server cleanly."""
+    server cleanly. ``ready(host, port)`` is called once the socket listens, with the port
+    really bound (``port`` 0 picks a free one): a URL said before that could be refused, or
+    name port 0."""
     import threading
     from socketserver import ThreadingMixIn
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -66,6 +71,8 @@ def serve_wsgi(app, host: str, port: int) -> None:
         from ..errors import UserError
 
         raise UserError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    if ready is not None:
+        ready(*server.server_address[:2])
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -93,5 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="127.0.0.1",
         help="address to listen on (default: 127.0.0.1, this machine only)",
     )
-    p.add_argument("--port", type=port_number, default=8080, help="port (default: 8080)")
+    p.add_argument(
+        "--port", type=port_number, default=8080, help="port (default 8080; 0: any free)"
+    )
     p.set_defaults(func=cmd_dashboard)
