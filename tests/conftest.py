@@ -7,6 +7,7 @@ session ends at once with one line saying so (pytest's usage-error exit code, 4)
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,12 @@ def pytest_configure(config: pytest.Config) -> None:
             "run BARENET_DATA=/path/to/folder-with-mnist-and-fashion-mnist python -m pytest -q",
             returncode=pytest.ExitCode.USAGE_ERROR,
         )
+    # Ctrl-C as at a terminal. A session started as a background job of a non-interactive
+    # shell (`pytest &` in a script) inherits SIGINT ignored and hands that on to every
+    # `barenet` it starts, which then rightly ignores the SIGINT the interruption tests send:
+    # they failed every time so started. A handler here is reset to the default at exec.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 TINY_MLP = ["data.subset=0.05", "train.epochs=2", "model.sizes=[784, 32, 10]", "name=tiny-mlp"]
