@@ -80,11 +80,21 @@ def postgres_url() -> Iterator[str]:
     def run(*args: str) -> None:
         subprocess.run([*as_user, *args], check=True, capture_output=True, timeout=120)
 
-    data, port = root / "data", _free_port()
+    data = root / "data"
     initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"]
     run(*initdb, "--no-sync", "-E", "UTF8")
-    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-o", opts, "-w", "start")
+    # The port is free when picked, but another process may take it before the server binds
+    # it: a start that fails is tried again on a new port (the log says why it failed).
+    for attempt in range(3):
+        port = _free_port()
+        opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        start = [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-o", opts]
+        try:
+            run(*start, "-w", "start")
+            break
+        except subprocess.CalledProcessError:
+            if attempt == 2:
+                raise
     try:
         run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "bn")
         yield f"postgresql://postgres@127.0.0.1:{port}/bn"
