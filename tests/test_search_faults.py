@@ -112,9 +112,9 @@ def test_failed_append_leaves_the_journal_as_it_was(tmp_path, monkeypatch):
 
 
 # -- a full disk -------------------------------------------------------------------------------
-def write_search(tmp_path: Path) -> Path:
+def write_search(tmp_path: Path, epochs: int = 1) -> Path:
     path = tmp_path / "f.yaml"
-    data = {"base_config": BASE, "subset": 0.02, "epochs": 1, "sampler": "grid", "space": GRID}
+    data = {"base_config": BASE, "subset": 0.02, "epochs": epochs, "sampler": "grid", "space": GRID}
     path.write_text(yaml.safe_dump(data))
     return path
 
@@ -174,7 +174,9 @@ def _wait_for_trial(out: Path, proc: subprocess.Popen, n_before: int) -> None:
 
 
 def test_search_interrupted_four_times_at_its_first_trial_completes(tmp_path):
-    search = write_search(tmp_path)
+    # 60 epochs (~0.9 s a trial): the signal must land while the trial trains; with one
+    # (~0.2 s) a test process stalled on a busy machine could find the trial complete
+    search = write_search(tmp_path, epochs=60)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "barenet.cli", "search", str(search), "--out", str(out)]
     for k, sig in enumerate([signal.SIGINT, signal.SIGKILL, signal.SIGTERM, signal.SIGKILL]):
