@@ -60,3 +60,24 @@ def test_test_split_val_is_the_runs_validation_split(mlp_run, capsys):
     assert result["accuracy"] == metrics["val_accuracy"] and result["split"] == "val"
     assert main(["test", str(mlp_run), "--split", "val"]) == 0
     assert capsys.readouterr().out.startswith("val: loss ")
+
+
+def test_bad_arguments_are_one_line_that_points_at_help_and_at_set():
+    def run(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "barenet.cli", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+    for args, needles in [
+        (["train", "--epochs", "5"], ["--set train.epochs=VALUE", "see `barenet train --help`"]),
+        (["train", "--lr=0.01"], ["--set optim.lr=0.01"]),
+        (["train", "--batch-size=64"], ["--set train.batch_size=64"]),
+        (["trian"], ["invalid choice: 'trian'", "see `barenet --help`"]),
+        (["train", "--out"], ["argument --out: expected one argument"]),
+        # no --set in `barenet test`: no hint to use it
+        (["test", "--epochs", "2", "runs/x"], ["unrecognized arguments: --epochs"]),
+    ]:
+        r = run(*args)
+        assert r.returncode == 2 and r.stdout == "", args
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert all(n in r.stderr for n in needles), r.stderr
+        assert ("--set" in r.stderr) == any("--set" in n for n in needles), r.stderr

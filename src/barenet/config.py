@@ -318,6 +318,24 @@ def _allowed_keys(path: tuple[Any, ...]) -> list[str]:
     return sorted(model.model_fields)
 
 
+def keys_named(name: str) -> list[str]:
+    """Dotted config keys whose last part is ``name`` (``-`` read as ``_``): ``epochs`` ->
+    ``["train.epochs"]``. For the CLI's hint when ``--epochs`` is typed instead of ``--set``."""
+    name = name.replace("-", "_")
+    found: list[str] = []
+
+    def walk(model: Any, prefix: str) -> None:
+        for key, field in model.model_fields.items():
+            if key == name:
+                found.append(prefix + key)
+            ann = field.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                walk(ann, f"{prefix}{key}.")
+
+    walk(Config, "")
+    return found
+
+
 def validate(data: dict[str, Any], check_memory: bool = True, check_data: bool = True) -> Config:
     """Build a Config from plain data or raise ConfigError with one line.
 

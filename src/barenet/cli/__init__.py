@@ -3,6 +3,7 @@
 One module per group of commands, each with a ``register(subparsers)``; this file only
 assembles them and turns exceptions into exit codes (``common.py`` holds the table):
 
+- bad arguments (argparse): one line naming ``--help``, exit 2;
 - a :class:`~barenet.errors.UserError` (bad config, data, checkpoint, run folder; a
   diverged training) or an ``OSError`` about the user's files (missing, no permission,
   disk full): ONE line on stderr, exit 2;
@@ -29,10 +30,12 @@ import tempfile
 import time
 import traceback
 import warnings
+from typing import NoReturn
 
 import numpy as np
 
 from .. import __version__
+from ..config import keys_named
 from . import dashboard, diagnose, experiment, predict, run, search, viz
 from .common import (
     EXIT_BAD_INPUT,
@@ -51,8 +54,31 @@ COMMAND_MODULES = (run, search, experiment, viz, predict, diagnose, dashboard)
 DESCRIPTION = "barenet: train, search, test and draw NumPy neural networks."
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with bad arguments reported in one line (exit 2) that points at ``--help``.
+    Subcommands inherit it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+    def unknown(self, extra: list[str]) -> NoReturn:
+        """Report arguments no option took. In a command that has ``--set``, an ``--option``
+        naming a config value gets the ``--set`` that sets it (``barenet train --epochs 5``:
+        ``--set train.epochs=VALUE``)."""
+        message = f"unrecognized arguments: {' '.join(extra)}"
+        if any("--set" in a.option_strings for a in self._actions):
+            for word in extra:
+                name, _, value = word.removeprefix("--").partition("=")
+                keys = keys_named(name) if word.startswith("--") else []
+                if keys:
+                    sets = " or ".join(f"--set {k}={value or 'VALUE'}" for k in keys)
+                    message += f" (config values are set with --set: {sets})"
+                    break
+        self.error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="barenet", description=DESCRIPTION)
+    parser = Parser(prog="barenet", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"barenet {__version__}")
     sub = parser.add_subparsers(
         dest="command",
@@ -118,7 +144,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the command's own parser, which knows its options
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        commands.choices[args.command].unknown(extra)
     previous = None
     with contextlib.suppress(ValueError):  # not the main thread: leave SIGTERM alone
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
