@@ -26,6 +26,13 @@ def test_yaml_and_overrides(tmp_path):
         ("train.epochs=many", "train.epochs: Input should be a valid integer"),
         ("data.val_fraction=1.5", "data.val_fraction: Input should be less than 1"),
         ("model.sizes=[784]", "model.sizes needs at least"),
+        # a key under the wrong section (or none) names where it lives
+        (
+            "epochs=3",
+            "epochs: unknown key (allowed: data, model, name, optim, schedule, seed, "
+            "train); did you mean train.epochs?",
+        ),
+        ("train.lr=0.1", "; did you mean optim.lr?"),
     ],
 )
 def test_bad_values_name_the_key(override, needle):
@@ -39,6 +46,9 @@ def test_bad_values_name_the_key(override, needle):
 def test_unknown_top_level_section():
     with pytest.raises(ConfigError, match=r"modle: unknown key \(allowed: data, model, name"):
         validate({"modle": {}})
+    with pytest.raises(ConfigError) as info:  # no key of that name anywhere: no guess
+        validate({"model": {"foo": 1}})
+    assert "did you mean" not in str(info.value)
 
 
 def test_bad_files(tmp_path):

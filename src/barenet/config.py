@@ -290,6 +290,9 @@ def _format_error(err: ValidationError) -> str:
         if e["type"] == "extra_forbidden":
             parent = e["loc"][:-1]
             msg = f"unknown key (allowed: {', '.join(_allowed_keys(parent))})"
+            elsewhere = [k for k in keys_named(str(e["loc"][-1])) if k != loc]
+            if elsewhere:  # --set epochs=3: the key exists, under another section
+                msg += f"; did you mean {' or '.join(elsewhere)}?"
         parts.append(f"{loc}: {msg}")
     return "invalid config: " + "; ".join(parts)
 
