@@ -10,13 +10,10 @@ callbacks.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
-import threading
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +24,7 @@ from ..nn.loss import softmax
 from ..optim import clip_grad_norm_, grad_norm
 from . import resume
 from .callbacks import Callback
+from .interrupts import interrupts_deferred
 from .metrics import confusion_matrix, num_correct, per_class_accuracy
 from .progress import ProgressBar
 
@@ -39,46 +37,6 @@ class TrainingDiverged(UserError, RuntimeError):
     """Raised by ``fit`` (after ``on_train_end``) when a batch loss or gradient norm
     became NaN/inf. The offending update was not applied. A user error: the config (a
     learning rate too high, say) is what to change."""
-
-
-@contextlib.contextmanager
-def interrupts_deferred() -> Iterator[None]:
-    """Ctrl-C (SIGINT) or SIGTERM arriving inside the block takes effect when the block ends,
-    through whatever handler was installed before; a second one arriving meanwhile takes
-    effect at once (a block that hangs can still be stopped). Only the main thread can set
-    signal handlers: elsewhere the block runs unprotected.
-
-    ``fit`` ends an epoch in one: the callbacks write the epoch (its ``history.csv`` row, the
-    best weights) and then the state file records it. An interrupt landing between those
-    left a history one epoch ahead of the state it says was kept."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    kinds = (signal.SIGINT, signal.SIGTERM)
-    pending: list[int] = []
-    previous: dict[int, Any] = {}
-
-    def restore() -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-        previous.clear()
-
-    def hold(signum: int, frame: Any) -> None:
-        if pending:  # asked twice: no more waiting (and nothing left to deliver at the end)
-            pending.clear()
-            restore()
-            signal.raise_signal(signum)
-            return
-        pending.append(signum)
-
-    try:
-        for sig in kinds:
-            previous[sig] = signal.signal(sig, hold)
-        yield
-    finally:
-        restore()
-        if pending:
-            signal.raise_signal(pending[0])  # the restored handler runs now (KeyboardInterrupt)
 
 
 class History:
