@@ -30,6 +30,8 @@ from pydantic import (
 )
 from pydantic import Strict as _Strict
 
+from . import config_keys
+
 # The names each registry holds are the values the config allows (no fallback anywhere).
 from .builders import MODELS, OPTIMIZERS, SCHEDULES
 from .errors import ConfigError
@@ -281,62 +283,9 @@ class Config(Strict):
     train: TrainConfig = TrainConfig()
 
 
-def _format_error(err: ValidationError) -> str:
-    """One line: every failing key path with pydantic's reason."""
-    parts = []
-    for e in err.errors():
-        loc = ".".join(_key(x) for x in e["loc"]) or "config"
-        msg = " ".join(e["msg"].removeprefix("Value error, ").split())
-        if e["type"] == "extra_forbidden":
-            parent = e["loc"][:-1]
-            msg = f"unknown key (allowed: {', '.join(_allowed_keys(parent))})"
-            elsewhere = [k for k in keys_named(str(e["loc"][-1])) if k != loc]
-            if elsewhere:  # --set epochs=3: the key exists, under another section
-                msg += f"; did you mean {' or '.join(elsewhere)}?"
-        parts.append(f"{loc}: {msg}")
-    return "invalid config: " + "; ".join(parts)
-
-
-def _key(x: Any) -> str:
-    """A key as shown in a message: quoted when it is not a plain name (keeps one line)."""
-    text = str(x)
-    return text if isinstance(x, int) or text.replace("-", "_").isidentifier() else repr(text)
-
-
-def _allowed_keys(path: tuple[Any, ...]) -> list[str]:
-    model: Any = Config
-    for key in path:
-        if isinstance(key, int):
-            continue
-        field = model.model_fields.get(str(key))
-        if field is None:
-            return []
-        ann = field.annotation
-        args = getattr(ann, "__args__", ())
-        model = next(
-            (a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None
-        )
-        if model is None:
-            return []
-    return sorted(model.model_fields)
-
-
 def keys_named(name: str) -> list[str]:
-    """Dotted config keys whose last part is ``name`` (``-`` read as ``_``): ``epochs`` ->
-    ``["train.epochs"]``. For the CLI's hint when ``--epochs`` is typed instead of ``--set``."""
-    name = name.replace("-", "_")
-    found: list[str] = []
-
-    def walk(model: Any, prefix: str) -> None:
-        for key, field in model.model_fields.items():
-            if key == name:
-                found.append(prefix + key)
-            ann = field.annotation
-            if isinstance(ann, type) and issubclass(ann, BaseModel):
-                walk(ann, f"{prefix}{key}.")
-
-    walk(Config, "")
-    return found
+    """Dotted config keys whose last part is ``name`` (see :mod:`barenet.config_keys`)."""
+    return config_keys.keys_named(Config, name)
 
 
 def validate(data: dict[str, Any], check_memory: bool = True, check_data: bool = True) -> Config:
@@ -354,7 +303,7 @@ def validate(data: dict[str, Any], check_memory: bool = True, check_data: bool =
     try:
         cfg = Config.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_error(err)) from None
+        raise ConfigError(config_keys.format_error(Config, err)) from None
     except RecursionError:
         raise ConfigError("invalid config: nested too deeply") from None
     if check_data:
