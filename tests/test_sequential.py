@@ -145,3 +145,77 @@ def test_slicing_setitem_and_children_like_torch() -> None:
         model[0] = "relu"
     with pytest.raises(IndexError):
         model[3] = ReLU()
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("relu", [True, False], ids=["relu", "no-relu"])
+def test_conv_pool_run_block_by_block_gives_the_plain_order_bits(
+    threads: int, relu: bool, monkeypatch
+) -> None:
+    # convpool: the first conv's map pooled per row block in forward, its dW built from
+    # the pooled gradient per block in backward. Forced on at a small size (several blocks).
+    import barenet
+    from barenet.nn import conv as conv_module
+    from barenet.nn import convpool
+
+    monkeypatch.setattr(convpool, "MIN_BYTES", 0)
+    monkeypatch.setattr(conv_module, "BLOCK_BYTES", 3 * 9 * 8 * 16 * 4)  # blocks of 2-4 rows
+    calls = {"forward": 0, "backward": 0}
+    for name in calls:
+        real = getattr(convpool, name)
+
+        def counted(*a, _real=real, _name=name):
+            calls[_name] += 1
+            return _real(*a)
+
+        monkeypatch.setattr(convpool, name, counted)
+
+    def build(seed: int) -> Sequential:
+        rng = np.random.default_rng(seed)
+        act = [ReLU()] if relu else []
+        return Sequential(
+            Conv2d(1, 5, 3, rng=rng), *act, MaxPool2d(2),
+            Conv2d(5, 3, 3, padding=1, rng=rng), ReLU(), MaxPool2d(2), Flatten(),
+        )  # fmt: skip
+
+    rng = np.random.default_rng(7)
+    x = tie_heavy_input(rng, (16, 1, 12, 10))  # conv map 10 x 8: 5 row pairs
+    reference, fast = build(3), build(3)
+    assert len(fast[0]._row_blocks(10, 8, 16)) > 2
+    loss_fn = CrossEntropyLoss()
+    barenet.set_num_threads(threads)
+    try:
+        h = x
+        for layer in reference:  # the plain order, each layer on its own
+            h = layer.forward(h)
+        y = rng.integers(0, h.shape[1], size=len(x))
+        loss_fn(h, y)
+        g = loss_fn.backward()
+        for layer in reversed(reference.layers):
+            g = layer.backward(g)
+        out = fast(x)
+        loss_fn(out, y)
+        assert fast.backward(loss_fn.backward()) is None
+    finally:
+        barenet.set_num_threads(1)
+    assert calls == {"forward": 1, "backward": 1}
+    np.testing.assert_array_equal(out, h)
+    for name, grad in grads(reference).items():
+        np.testing.assert_array_equal(grads(fast)[name], grad, err_msg=name)
+    assert np.any(fast[0].weight.grad != 0)
+
+
+def test_conv_pool_with_an_input_gradient_runs_layer_by_layer(monkeypatch) -> None:
+    from barenet.nn import convpool
+
+    monkeypatch.setattr(convpool, "MIN_BYTES", 0)
+    rng = np.random.default_rng(8)
+    model = Sequential(Conv2d(1, 4, 3, rng=rng), ReLU(), MaxPool2d(2), Flatten())
+    x = tie_heavy_input(rng, (6, 1, 10, 10))
+    out = model(x)
+    g = rng.standard_normal(out.shape).astype(np.float32)
+    dx = model.backward(g, input_grad=True)  # the conv needs dx: no fused backward
+    ref = Sequential(Conv2d(1, 4, 3, rng=np.random.default_rng(8)), ReLU(), MaxPool2d(2), Flatten())
+    np.testing.assert_array_equal(ref(x), out)
+    np.testing.assert_array_equal(ref.backward(g, input_grad=True), dx)
+    np.testing.assert_array_equal(ref[0].weight.grad, model[0].weight.grad)

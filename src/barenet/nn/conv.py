@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import numpy as np
@@ -160,7 +161,11 @@ class Conv2d(Module):
         count = -(-oh // max(1, BLOCK_BYTES // row_bytes))
         if count > 1 and count % 2 and count < oh:
             count += 1
-        cuts = [round(i * oh / count) for i in range(count + 1)]
+        pairs = oh // 2
+        if 1 < count <= pairs:  # cuts at even rows: a 2x2 pooling's windows stay in one block
+            cuts = [2 * round(i * pairs / count) for i in range(count)] + [oh]  # (convpool)
+        else:
+            cuts = [round(i * oh / count) for i in range(count + 1)]
         blocks = [(r0, r1, 0, ow) for r0, r1 in zip(cuts, cuts[1:], strict=False)]
         if len(blocks) > 1 and len(blocks) % 2 and ow > 1:  # one row per block: halve one
             r0, r1, _, _ = blocks.pop()
@@ -173,6 +178,14 @@ class Conv2d(Module):
         return slice(tap * dilation, tap * dilation + stride * (n_out - 1) + 1, stride)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        buf, oh, ow = self._take_input(x)
+        bias = None if self.bias is None else self.bias.data
+        y, tasks = self._correlate(buf, self.weight.data, bias, oh, ow, self.stride)
+        parallel.run(tasks)
+        return y.transpose(3, 0, 1, 2)
+
+    def _take_input(self, x: np.ndarray) -> tuple[np.ndarray, int, int]:
+        """(padded (C, Hp, Wp, N) input, OH, OW), cached for backward."""
         x = match_dtype(x, self.weight.data.dtype, self)
         n, c, h, w = x.shape
         if c != self.in_channels:
@@ -186,10 +199,7 @@ class Conv2d(Module):
         else:
             buf = np.ascontiguousarray(x.transpose(1, 2, 3, 0), dtype=dtype)
         self._cache = (x.shape, buf, (oh, ow))
-        bias = None if self.bias is None else self.bias.data
-        y, tasks = self._correlate(buf, self.weight.data, bias, oh, ow, self.stride)
-        parallel.run(tasks)
-        return y.transpose(3, 0, 1, 2)
+        return buf, oh, ow
 
     def _correlate(
         self,
@@ -199,10 +209,13 @@ class Conv2d(Module):
         oh: int,
         ow: int,
         stride: tuple[int, int],
-    ) -> tuple[np.ndarray, list]:
+        sink: Callable[[int, int, int, int, np.ndarray], None] | None = None,
+    ) -> tuple[np.ndarray | None, list]:
         """y (O, OH, OW, N) = weight (O, C, kh, kw) correlated with the padded (C, Hp, Wp, N)
         ``buf`` at ``stride`` and this layer's dilation, plus ``bias``; returned with the
-        row-block tasks that fill it (for ``parallel.run``, alone or beside other tasks)."""
+        row-block tasks that fill it (for ``parallel.run``, alone or beside other tasks).
+        With ``sink``, y is not built: each block's (O, rows, cols, N) result is passed to
+        ``sink(r0, r1, q0, q1, block)`` while still in cache (``convpool``)."""
         (kh, kw), dtype = self.kernel_size, buf.dtype
         o, c, n = weight.shape[0], buf.shape[0], buf.shape[3]
         k = c * kh * kw
@@ -216,12 +229,14 @@ class Conv2d(Module):
         transposed = o >= TRANSPOSED_FROM and k >= TRANSPOSED_MIN_K
         w_t = np.ascontiguousarray(wmat.T) if transposed else None
         col = None if bias is None else bias[:, None]
-        y = np.empty((o, oh, ow, n), dtype=dtype)
+        y = None if sink else np.empty((o, oh, ow, n), dtype=dtype)
 
         def block(r0: int, r1: int, q0: int, q1: int) -> None:
             cb = np.empty((c, kh, kw, r1 - r0, q1 - q0, n), dtype=dtype)
             cb[...] = win[:, :, :, r0:r1, q0:q1]  # im2col of this block, cache-resident
-            yb = y[:, r0:r1, q0:q1].reshape(o, -1)  # a view: partial columns in one row only
+            own = None if y is not None else np.empty((o, r1 - r0, q1 - q0, n), dtype=dtype)
+            # a view of y: partial columns in one row only
+            yb = y[:, r0:r1, q0:q1].reshape(o, -1) if own is None else own.reshape(o, -1)
             # np.dot, not @: it never keeps the GIL (see backward); the bias is added in
             # the copy into y.
             if w_t is None:
@@ -232,6 +247,8 @@ class Conv2d(Module):
                 yb[...] = prod
             else:
                 np.add(prod, col, out=yb)
+            if own is not None:
+                sink(r0, r1, q0, q1, own)
 
         return y, [partial(block, *b) for b in self._row_blocks(oh, ow, n, c)]
 
@@ -240,34 +257,9 @@ class Conv2d(Module):
         (n, c, h, w), buf, (oh, ow) = self._cache
         (kh, kw), (ph, pw) = self.kernel_size, self.padding
         o, dtype, k = self.out_channels, buf.dtype, c * kh * kw
-        win = self._windows(buf, oh, ow)
-        blocks = self._row_blocks(oh, ow, n)
         # images innermost, like y; free when grad_out has forward's layout
         g = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0), dtype=dtype)
-        dw_parts: list = [None] * len(blocks)
-        # With a bias, cols gets a row of ones, so the dW GEMM also gives db = g 1 (its
-        # last row or column) instead of a separate pass over g (1 -> 32 3x3 conv: 0.35 ms
-        # of gemvs per step saved for 2% more GEMM).
-        kb = k + (self.bias is not None)
-
-        def block(b: int, r0: int, r1: int, q0: int, q1: int) -> None:
-            size = (r1 - r0) * (q1 - q0) * n
-            cols = np.empty((kb, size), dtype=dtype)
-            cols[k:] = 1
-            # recomputed rather than cached: cheaper here
-            cols[:k].reshape(c, kh, kw, r1 - r0, q1 - q0, n)[...] = win[:, :, :, r0:r1, q0:q1]
-            gb = g[:, r0:r1, q0:q1].reshape(o, -1)
-            # The longer of K and O as the GEMM's rows: OpenBLAS is ~2x faster that way
-            # round (32 -> 64 3x3 conv, dW^T = cols g^T: 17 against 35 ms; 1 -> 32 3x3,
-            # K = 9, dW = g cols^T: 4.0 against 8.4 ms).
-            # np.dot, not @: for a small product such as LeNet's first conv (25 x 6) NumPy's
-            # matmul keeps the GIL, so the other threads' blocks waited (measured: two
-            # threads 0.9x one; np.dot 2.0x).
-            dw_parts[b] = np.dot(cols, gb.T).T if k >= o else np.dot(gb, cols.T)  # (O, kb)
-
-        # frozen weight and bias (fine-tuning): no dW products at all
-        trains = self.weight.requires_grad or (self.bias is not None and self.bias.requires_grad)
-        tasks = [partial(block, i, *b) for i, b in enumerate(blocks)] if trains else []
+        tasks, add_grads = self._weight_grad_tasks(lambda r0, r1, q0, q1: g[:, r0:r1, q0:q1])
         dbuf = dbuf2 = None
         if self.needs_input_grad:
             dbuf = np.zeros(buf.shape, dtype=dtype)
@@ -294,15 +286,56 @@ class Conv2d(Module):
         parallel.run(tasks)
         if dbuf2 is not None:
             dbuf += dbuf2
-        if trains:
+        add_grads()
+        if dbuf is None:
+            return None
+        return dbuf[:, ph : ph + h, pw : pw + w].transpose(3, 0, 1, 2)  # x's layout
+
+    def _weight_grad_tasks(
+        self, grad_rows: Callable[[int, int, int, int], np.ndarray]
+    ) -> tuple[list, Callable[[], None]]:
+        """(row-block tasks computing partial dW and db, then a function adding their sum
+        to the grads). ``grad_rows(r0, r1, q0, q1)`` gives the (O, rows, cols, N) block of
+        dL/dy; ``convpool`` builds it from the pooled gradient, in cache."""
+        (n, c, _, _), buf, (oh, ow) = self._cache
+        (kh, kw), o, dtype = self.kernel_size, self.out_channels, buf.dtype
+        k = c * kh * kw
+        win = self._windows(buf, oh, ow)
+        blocks = self._row_blocks(oh, ow, n)
+        dw_parts: list = [None] * len(blocks)
+        # With a bias, cols gets a row of ones, so the dW GEMM also gives db = g 1 (its
+        # last row or column) instead of a separate pass over g (1 -> 32 3x3 conv: 0.35 ms
+        # of gemvs per step saved for 2% more GEMM).
+        kb = k + (self.bias is not None)
+
+        def block(b: int, r0: int, r1: int, q0: int, q1: int) -> None:
+            size = (r1 - r0) * (q1 - q0) * n
+            cols = np.empty((kb, size), dtype=dtype)
+            cols[k:] = 1
+            # recomputed rather than cached: cheaper here
+            cols[:k].reshape(c, kh, kw, r1 - r0, q1 - q0, n)[...] = win[:, :, :, r0:r1, q0:q1]
+            gb = grad_rows(r0, r1, q0, q1).reshape(o, -1)
+            # The longer of K and O as the GEMM's rows: OpenBLAS is ~2x faster that way
+            # round (32 -> 64 3x3 conv, dW^T = cols g^T: 17 against 35 ms; 1 -> 32 3x3,
+            # K = 9, dW = g cols^T: 4.0 against 8.4 ms).
+            # np.dot, not @: for a small product such as LeNet's first conv (25 x 6) NumPy's
+            # matmul keeps the GIL, so the other threads' blocks waited (measured: two
+            # threads 0.9x one; np.dot 2.0x).
+            dw_parts[b] = np.dot(cols, gb.T).T if k >= o else np.dot(gb, cols.T)  # (O, kb)
+
+        def add_grads() -> None:
+            if not tasks:
+                return
             dw = _ordered_sum(dw_parts)
             if self.weight.requires_grad:
                 self.weight.grad += dw[:, :k].reshape(self.weight.shape)
             if self.bias is not None and self.bias.requires_grad:
                 self.bias.grad += dw[:, k]
-        if dbuf is None:
-            return None
-        return dbuf[:, ph : ph + h, pw : pw + w].transpose(3, 0, 1, 2)  # x's layout
+
+        # frozen weight and bias (fine-tuning): no dW products at all
+        trains = self.weight.requires_grad or (self.bias is not None and self.bias.requires_grad)
+        tasks = [partial(block, i, *b) for i, b in enumerate(blocks)] if trains else []
+        return tasks, add_grads
 
     def _input_grad(
         self, g: np.ndarray, dbuf: np.ndarray, c0: int, c1: int, cols: range | None = None

@@ -15,10 +15,31 @@ from typing import overload
 
 import numpy as np
 
-from . import module
+from . import convpool, module
 from .activation import ReLU
+from .conv import Conv2d
 from .module import Module
 from .pool import MaxPool2d
+
+
+def _fits(conv: Conv2d, pool: MaxPool2d, shape: tuple[int, ...]) -> bool:
+    """Whether ``convpool`` runs this pair on an input of ``shape`` (else: layer by layer,
+    which also raises the errors of a wrong input)."""
+    if len(shape) != 4 or shape[1] != conv.in_channels:
+        return False
+    try:
+        oh, ow = conv.output_shape(*shape[2:])
+    except ValueError:
+        return False
+    return convpool.fits(conv, pool, shape[0], oh, ow)
+
+
+def _fits_cached(conv: Conv2d, pool: MaxPool2d) -> bool:
+    """Whether the pair's caches are from one forward that ``convpool.backward`` can take."""
+    if conv._cache is None or pool._cache is None:
+        return False
+    (n, *_), buf, (oh, ow) = conv._cache
+    return pool._cache[0] == (n, conv.out_channels, oh, ow) and convpool.fits(conv, pool, n, oh, ow)
 
 
 def _trains(m: Module) -> bool:
@@ -69,9 +90,16 @@ class Sequential(Module):
             self.append(layer)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        order, swapped = self._cached_plan()
-        for i in order:
-            x = self.layers[i].forward(x)
+        order, swapped, _, fused = self._layout()
+        layers, k = self.layers, 0
+        while k < len(order):
+            i = order[k]
+            if i in fused and _fits(layers[i], layers[fused[i]], x.shape):
+                x = convpool.forward(layers[i], layers[fused[i]], x)
+                k += 2  # the pooling comes next in the plan
+            else:
+                x = layers[i].forward(x)
+                k += 1
         self._ran = {i: self.layers[i]._mask for i in swapped}
         return x
 
@@ -84,8 +112,14 @@ class Sequential(Module):
         first = len(layers) if input_grad else self._first_trainable()
         if first < 0:  # nothing trainable, no input gradient wanted: nothing to do
             return None
-        for i in self._backward_order():
+        order, pools = self._backward_order(), {j: i for i, j in self._layout()[3].items()}
+        for k, i in enumerate(order):
             layer, needed = layers[i], i > first or input_grad
+            conv = pools.get(i)
+            if conv == first and not input_grad and k + 1 < len(order) and order[k + 1] == conv:
+                if _fits_cached(layers[conv], layer):  # the conv's dW from pooled gradients
+                    convpool.backward(layers[conv], layer, grad_out)
+                    return None
             if isinstance(layer, Sequential):
                 grad_out = layer.backward(grad_out, input_grad=needed)
             else:
@@ -103,10 +137,11 @@ class Sequential(Module):
         """Index of the first layer holding unfrozen parameters, -1 if none (``_layout``)."""
         return self._layout()[2]
 
-    def _layout(self) -> tuple[list[int], list[int], int]:
-        """(forward order, swapped pairs, first trainable layer), cached while the same
-        layers are in the same places (``model.layers[1] = nn.Tanh()`` makes a new one) and
-        no parameter was frozen or unfrozen."""
+    def _layout(self) -> tuple[list[int], list[int], int, dict[int, int]]:
+        """(forward order, swapped pairs, first trainable layer, {conv: pooling} pairs
+        run by ``convpool`` where the shapes allow), cached while the same layers are in
+        the same places (``model.layers[1] = nn.Tanh()`` makes a new one) and no parameter
+        was frozen or unfrozen."""
         key = (module.FREEZES, *map(id, self.layers))  # renewed when a parameter is frozen
         cached = self.__dict__.get("_layout_cache")
         if cached is None or cached[0] != key:
@@ -114,7 +149,13 @@ class Sequential(Module):
                 (i for i, m in enumerate(self.layers) if _trains(m)),
                 -1,
             )
-            cached = self._layout_cache = (key, *_plan(self.layers), first)
+            order, swapped = _plan(self.layers)
+            fused = {
+                i: j
+                for i, j in zip(order, order[1:], strict=False)
+                if type(self.layers[i]) is Conv2d and type(self.layers[j]) is MaxPool2d
+            }
+            cached = self._layout_cache = (key, order, swapped, first, fused)
         return cached[1:]
 
     def _backward_order(self) -> list[int]:
