@@ -57,6 +57,25 @@ def test_linear_grads(bias: bool) -> None:
     check_module_grads(layer, rng.standard_normal((3, 5)), rng)
 
 
+def test_linear_on_a_conv_stacks_memory_returns_dx_in_that_layout() -> None:
+    # After a conv stack, Flatten gives an F-ordered (N, features) view of (C, H, W, N)
+    # memory; Linear's dx comes back in that layout, so Flatten's backward is a view.
+    rng = np.random.default_rng(2)
+    layer = Linear(12, 4, rng=rng, dtype=np.float64)
+    maps = rng.standard_normal((3, 2, 2, 7)).transpose(3, 0, 1, 2)  # (N, C, H, W) of (C, H, W, N)
+    flat = Flatten()
+    x = flat.forward(maps)
+    assert x.flags.f_contiguous and not x.flags.c_contiguous
+    g = rng.standard_normal((7, 4))
+    layer.forward(x)
+    dx = layer.backward(g)
+    np.testing.assert_allclose(dx, g @ layer.weight.data, rtol=1e-12)
+    assert dx.T.flags.c_contiguous
+    dmaps = flat.backward(dx)
+    assert np.shares_memory(dmaps, dx) and memory_order(dmaps) == memory_order(maps)
+    check_module_grads(layer, np.asfortranarray(rng.standard_normal((3, 12))), rng)
+
+
 def test_flatten_grads_and_shapes() -> None:
     rng = np.random.default_rng(1)
     layer = Flatten()

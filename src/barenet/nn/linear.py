@@ -62,6 +62,11 @@ class Linear(Module):
                 self.bias.grad += grad_out.sum(axis=0)
         if not self.needs_input_grad:
             return None
+        if x.ndim == 2 and not x.flags.c_contiguous and x.T.flags.c_contiguous:
+            # x is a conv stack's (C, H, W, N) memory flattened: dx^T = W^T g^T gives dx in
+            # that layout, so Flatten's backward is a view, not a transposing copy (the
+            # convnet's Linear(1600, 10): 175 -> 70 us with the copy).
+            return matmul(self.weight.data.T, grad_out.T).T
         return matmul(grad_out, self.weight.data)
 
     def extra_repr(self) -> str:
