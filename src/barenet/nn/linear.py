@@ -7,7 +7,7 @@ import numpy as np
 from .init import as_rng, init_bias, init_weight
 from .layout import as_order, memory_order
 from .module import DEFAULT_DTYPE, Module, Parameter, match_dtype
-from .parallel import matmul
+from .parallel import SERIAL_MNK, matmul, run
 
 
 class Linear(Module):
@@ -48,26 +48,35 @@ class Linear(Module):
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         x = self._x
         grad_out = match_dtype(grad_out, x.dtype, self)  # e.g. a float64 loss gradient
+        tasks: list = []  # dW's and dx's GEMM blocks, run together: one wake-up of the threads
         if not self.weight.requires_grad:  # frozen (fine-tuning): no dW product at all
             pass
         elif (dw := self.weight.grad_to_write()) is not None:  # zeros since zero_grad
-            matmul(grad_out.T, x, out=dw, rows=True)  # dW = g^T x, row blocks in place
+            matmul(grad_out.T, x, out=dw, rows=True, defer=tasks)  # dW = g^T x, rows in place
         else:  # dW += g^T x, inside the GEMM's tasks
-            matmul(grad_out.T, x, acc=self.weight.grad)
+            matmul(grad_out.T, x, acc=self.weight.grad, defer=tasks)
+        dx = None
+        if not self.needs_input_grad:
+            pass
+        elif x.ndim == 2 and not x.flags.c_contiguous and x.T.flags.c_contiguous:
+            # x is a conv stack's (C, H, W, N) memory flattened: dx^T = W^T g^T gives dx in
+            # that layout, so Flatten's backward is a view, not a transposing copy (the
+            # convnet's Linear(1600, 10): 175 -> 70 us with the copy).
+            dx = matmul(self.weight.data.T, grad_out.T, defer=tasks).T
+        else:
+            dx = matmul(grad_out, self.weight.data, defer=tasks)
+        if x.shape[0] * self.in_features * self.out_features < SERIAL_MNK:
+            for task in tasks:  # one block each, too small to wake another thread for
+                task()
+        else:
+            run(tasks)
         if self.bias is not None and self.bias.requires_grad:
             db = self.bias.grad_to_write()
             if db is not None:
                 np.sum(grad_out, axis=0, out=db)
             else:
                 self.bias.grad += grad_out.sum(axis=0)
-        if not self.needs_input_grad:
-            return None
-        if x.ndim == 2 and not x.flags.c_contiguous and x.T.flags.c_contiguous:
-            # x is a conv stack's (C, H, W, N) memory flattened: dx^T = W^T g^T gives dx in
-            # that layout, so Flatten's backward is a view, not a transposing copy (the
-            # convnet's Linear(1600, 10): 175 -> 70 us with the copy).
-            return matmul(self.weight.data.T, grad_out.T).T
-        return matmul(grad_out, self.weight.data)
+        return dx
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"

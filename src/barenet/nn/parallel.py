@@ -171,6 +171,7 @@ def matmul(
     bias: np.ndarray | None = None,
     acc: np.ndarray | None = None,
     rows: bool | None = None,
+    defer: list | None = None,
 ) -> np.ndarray:
     """``a @ b`` for 2-D arrays, cut into row (or column) blocks fixed by the shapes and run
     by ``run``: the same bits on any number of threads. ``rows`` cuts rows (True) or
@@ -180,6 +181,10 @@ def matmul(
     ``bias`` (n,) is added to every row, and with ``acc`` (m, n) the product is added into
     ``acc`` (``acc += a @ b``, returned): both inside each block's task, while the block
     is still in cache, and bit for bit what the separate additions would give.
+
+    With ``defer`` (a list), the tasks are appended to it instead of run, and the array
+    returned is filled once the caller runs them: two products in one ``run``, one
+    wake-up of the threads instead of two.
     """
     m, k = a.shape
     n = b.shape[1]
@@ -203,7 +208,10 @@ def matmul(
     dst_all = out if acc is None else acc
     parts = n_tasks(m * n * k)
     if parts == 1:
-        block(a, b, dst_all, bias)
+        if defer is None:
+            block(a, b, dst_all, bias)
+        else:
+            defer.append(partial(block, a, b, dst_all, bias))
         return dst_all
     rows = m >= n if rows is None else rows
 
@@ -213,5 +221,9 @@ def matmul(
         else:
             block(a, b[:, lo:hi], dst_all[:, lo:hi], None if bias is None else bias[lo:hi])
 
-    run([partial(part, lo, hi) for lo, hi in split(m if rows else n, parts, 16)])
+    tasks = [partial(part, lo, hi) for lo, hi in split(m if rows else n, parts, 16)]
+    if defer is None:
+        run(tasks)
+    else:
+        defer += tasks
     return dst_all
