@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import parallel
 from .init import as_rng, init_bias, init_weight
 from .layout import as_order, memory_order
 from .module import DEFAULT_DTYPE, Module, Parameter, match_dtype
-from .parallel import SERIAL_MNK, matmul, run
+from .parallel import matmul
 
 
 class Linear(Module):
@@ -65,11 +66,11 @@ class Linear(Module):
             dx = matmul(self.weight.data.T, grad_out.T, defer=tasks).T
         else:
             dx = matmul(grad_out, self.weight.data, defer=tasks)
-        if x.shape[0] * self.in_features * self.out_features < SERIAL_MNK:
+        if x.shape[0] * self.in_features * self.out_features < parallel.SERIAL_MNK:
             for task in tasks:  # one block each, too small to wake another thread for
                 task()
         else:
-            run(tasks)
+            parallel.run(tasks)
         if self.bias is not None and self.bias.requires_grad:
             db = self.bias.grad_to_write()
             if db is not None:
