@@ -202,6 +202,36 @@ def test_search_interrupted_four_times_at_its_first_trial_completes(tmp_path):
     assert_whole_grid(out)
 
 
+def test_sigterm_during_a_trial_is_terminated_not_ctrl_c(tmp_path, capsys):
+    # Before: the search's SIGTERM handler raised a bare KeyboardInterrupt, so `kill` of a
+    # search ended "barenet: interrupted" with Ctrl-C's 130 where the CLI promises 143.
+    from barenet.cli import main
+    from barenet.errors import Terminated
+
+    def terminated_train(cfg, out_dir, *a, **kw):
+        os.kill(os.getpid(), signal.SIGTERM)  # its handler runs before the next line
+        raise AssertionError("SIGTERM did not stop the trial")
+
+    s = resolve_search({"base_config": BASE, "study": "t", "sampler": "grid", "space": GRID})
+    with pytest.raises(Terminated):
+        run_search(SearchJob(s, tmp_path, train_fn=terminated_train))
+    (t,) = trials(tmp_path, "t")
+    assert t.state != COMPLETE and t.user_attrs["fail_reason"] == "interrupted"
+    # and through the CLI (a search whose trial gets SIGTERM): one line, exit 143
+    import barenet.search.objective as objective
+
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(objective, "_default_train_fn", lambda: terminated_train)
+    try:
+        code = main(
+            ["search", str(write_search(tmp_path)), "--out", str(tmp_path / "cli"), "--quiet"]
+        )
+    finally:
+        monkey.undo()
+    err = capsys.readouterr().err
+    assert code == 143 and err == "barenet: terminated\n", err
+
+
 def test_trials_must_be_positive_and_study_names_stay_inside(tmp_path, capsys):
     from barenet.cli import main
 

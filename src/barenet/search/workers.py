@@ -25,7 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from .. import fileio, rundir, threads
 from ..config import ConfigError, to_dict, validate
-from ..errors import UserError
+from ..errors import Terminated, UserError
 from ..folderlock import FolderBusy
 from ..rundir import BEST_DIR, LOCK_FILE, search_out
 from .leaderboard import best_config, best_trial
@@ -101,13 +101,14 @@ def _say(job: StudyJob, msg: str) -> None:
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (``kill``, a batch scheduler) stops the study as Ctrl-C does: the running trial
-    is recorded as interrupted and re-queued by the next command."""
+    is recorded as interrupted and re-queued by the next command. It raises ``Terminated``
+    (a KeyboardInterrupt), so the command still exits 143, not Ctrl-C's 130."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        raise Terminated
 
     old = signal.signal(signal.SIGTERM, interrupt)
     try:
