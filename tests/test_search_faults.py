@@ -160,6 +160,24 @@ def test_full_disk_during_a_search_then_freed_completes_the_grid(tmp_path, small
     assert done_before <= {t.number for t in trials(out, "f") if t.state == COMPLETE}
 
 
+def test_full_disk_with_two_workers_is_one_line(tmp_path, small_disk):
+    # Before: each worker printed its own "barenet: worker N: error: ..." line, then the
+    # command added "worker(s) [0, 1] exited with code(s) [1, 1]": three lines, and the one
+    # naming the file was not the last.
+    search = write_search(tmp_path)
+    out = small_disk / "out"
+    (small_disk / "filler").write_bytes(b"\0" * (1024 * 1024 - 40 * 1024))  # no trial fits
+    first = barenet("search", str(search), "--out", str(out), "--workers", "2")
+    assert first.returncode == 1, first.stderr
+    lines = first.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in first.stderr, first.stderr
+    assert "No space left on device" in lines[0] and str(small_disk) in lines[0], lines
+    (small_disk / "filler").unlink()
+    again = barenet("search", str(search), "--out", str(out), "--workers", "2")
+    assert again.returncode == 0, again.stderr
+    assert_whole_grid(out)
+
+
 # -- repeated interruptions --------------------------------------------------------------------
 def _wait_for_trial(out: Path, proc: subprocess.Popen, n_before: int) -> None:
     """Until the search has created a new trial folder (it is training it)."""

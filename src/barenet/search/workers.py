@@ -159,8 +159,10 @@ def run_worker(job: StudyJob, index: int = 0, parallel: bool = False) -> int:
     return ran
 
 
-def _worker_main(job: StudyJob, index: int) -> None:
-    """Entry point of a spawned worker: one compute thread, so N workers share N cores."""
+def _worker_main(job: StudyJob, index: int, errors: Any = None) -> None:
+    """Entry point of a spawned worker: one compute thread, so N workers share N cores. An
+    error goes to ``errors`` (a queue the parent reads), so the command still ends with one
+    line, not one per worker."""
     threads.cap(1)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
@@ -169,15 +171,19 @@ def _worker_main(job: StudyJob, index: int) -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as err:  # noqa: BLE001 - one line, not a traceback, per worker
-        print(f"barenet: worker {index}: error: {err}", file=sys.stderr, flush=True)
+        if errors is None:
+            print(f"barenet: worker {index}: error: {err}", file=sys.stderr, flush=True)
+        else:
+            errors.put(f"worker {index}: {err}")
         sys.exit(1)
 
 
-def _spawn(job: StudyJob) -> tuple[list[int], list[int]]:
-    """Run the workers; returns their pids and exit codes."""
+def _spawn(job: StudyJob) -> tuple[list[int], list[int], list[str]]:
+    """Run the workers; returns their pids, exit codes and error messages."""
     ctx = mp.get_context("spawn")
+    errors = ctx.SimpleQueue()
     procs = [
-        ctx.Process(target=_worker_main, args=(job, i), name=f"barenet-worker-{i}")
+        ctx.Process(target=_worker_main, args=(job, i, errors), name=f"barenet-worker-{i}")
         for i in range(job.workers)
     ]
     for p in procs:
@@ -193,7 +199,10 @@ def _spawn(job: StudyJob) -> tuple[list[int], list[int]]:
                 p.terminate()
                 p.join()
         raise
-    return [p.pid or 0 for p in procs], [p.exitcode or 0 for p in procs]
+    messages = []
+    while not errors.empty():
+        messages.append(str(errors.get()))
+    return [p.pid or 0 for p in procs], [p.exitcode or 0 for p in procs], messages
 
 
 def max_workers() -> int:
@@ -248,9 +257,9 @@ def run_study(job: StudyJob, describe: str = "") -> SearchResult:
                     # a lone worker uses the config's train.threads (the bits do not depend
                     # on the thread count, so results still do not depend on --workers)
                     run_worker(job, 0)
-                    pids, codes = [os.getpid()], [0]
+                    pids, codes, errors = [os.getpid()], [0], []
                 else:
-                    pids, codes = _spawn(job)
+                    pids, codes, errors = _spawn(job)
         except (KeyboardInterrupt, SearchError):
             with contextlib.suppress(OSError, UserError):
                 task.write_outputs(out, study)  # what was done, and what was interrupted
@@ -275,6 +284,9 @@ def run_study(job: StudyJob, describe: str = "") -> SearchResult:
         out, task.study_name, budget, ran, states, rows, best, pending_interrupted(trials)
     )
     bad = [i for i, c in enumerate(codes) if c != 0]
+    if bad and errors:  # the first worker's reason (a full disk names the file), one line
+        more = f" (and {len(bad) - 1} other worker(s))" if len(bad) > 1 else ""
+        raise SearchError(f"{errors[0]}{more}")
     if bad:
         raise SearchError(
             f"worker(s) {bad} exited with code(s) {[codes[i] for i in bad]}; "
