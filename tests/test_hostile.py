@@ -282,6 +282,50 @@ def test_sigterm_exits_143_with_one_line(tmp_path):
     assert "resume with: barenet train --resume" in last[0]
 
 
+@pytest.mark.parametrize(
+    "sig, code, line", [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated")]
+)
+def test_a_signal_while_the_command_loads_is_one_line(sig, code, line):
+    # Before: Ctrl-C while `barenet` imported its commands printed a KeyboardInterrupt
+    # traceback (and SIGTERM killed it silently). An import hook sends the signal in the
+    # middle of barenet.cli's imports, as the console script runs them.
+    script = (
+        "import os, signal, sys\n"
+        "class Hook:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'barenet.cli.search':\n"
+        f"            os.kill(os.getpid(), signal.{sig})\n"
+        "sys.meta_path.insert(0, Hook())\n"
+        "from barenet.cli import main\n"
+        "print('not reached')\n"
+    )
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV,
+                       timeout=WALL_SECONDS)  # fmt: skip
+    assert (p.returncode, p.stdout, p.stderr) == (code, "", f"barenet: {line}\n")
+
+
+def test_a_signal_while_the_parsers_are_built_is_one_line(monkeypatch, capsys):
+    import barenet.cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(barenet.cli, "build_parser", interrupted)
+    assert main(["info", "x"]) == 130
+    assert capsys.readouterr().err == "barenet: interrupted\n"
+
+
+def test_importing_the_cli_leaves_signal_handlers_alone():
+    script = (
+        "import signal, barenet.cli\n"
+        "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
+        "assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL\n"
+    )
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV,
+                       timeout=WALL_SECONDS)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+
+
 # -- in-process: the kinds of errors, names, permissions --------------------------------------
 def test_internal_error_names_a_log_with_the_traceback(monkeypatch, capsys):
     import barenet.runner

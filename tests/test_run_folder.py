@@ -250,6 +250,28 @@ def test_a_stub_of_the_same_config_is_taken_another_run_is_not(tmp_path, capsys)
     )
 
 
+def test_the_same_command_takes_over_a_stub_with_watch_and_checkpoints(tmp_path, capsys):
+    # Before: a run with train.watch killed in its first epoch left config.yaml and
+    # watch.json (epoch 0's record), and the same command refused it as "not empty".
+    extra = ["train.checkpoint_every_epoch=true", "train.watch=true", "train.epochs=2"]
+    cfg = load_config(None, [*TINY, *extra])
+    run = tmp_path / "run"
+
+    def stop(trainer, epoch, logs):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(cfg, run, progress=False, extra_callbacks=(LambdaCallback(on_epoch_end=stop),))
+    assert not (run / rundir.STATE_FILE).exists() and (run / rundir.WATCH_FILE).exists()
+    (run / rundir.CHECKPOINTS_DIR).mkdir(exist_ok=True)  # a SIGKILL after the first one
+    (run / rundir.CHECKPOINTS_DIR / "epoch_1.safetensors").write_bytes(b"old")
+    sets = [a for s in [*TINY, *extra] for a in ("--set", s)]
+    code, _, err = run_cli(capsys, "train", *sets, "--out", run, "--quiet")
+    assert code == 0, err
+    assert rundir.run_status(run).state == "complete"
+    assert (run / rundir.CHECKPOINTS_DIR / "epoch_1.safetensors").read_bytes() != b"old"
+
+
 def test_out_on_an_unfinished_run_points_to_resume(tmp_path, capsys):
     cfg = load_config(None, [*TINY, "train.epochs=3"])
     run = tmp_path / "run"

@@ -160,6 +160,24 @@ def test_full_disk_during_a_search_then_freed_completes_the_grid(tmp_path, small
     assert done_before <= {t.number for t in trials(out, "f") if t.state == COMPLETE}
 
 
+def test_full_disk_with_two_workers_is_one_line(tmp_path, small_disk):
+    # Before: each worker printed its own "barenet: worker N: error: ..." line, then the
+    # command added "worker(s) [0, 1] exited with code(s) [1, 1]": three lines, and the one
+    # naming the file was not the last.
+    search = write_search(tmp_path)
+    out = small_disk / "out"
+    (small_disk / "filler").write_bytes(b"\0" * (1024 * 1024 - 40 * 1024))  # no trial fits
+    first = barenet("search", str(search), "--out", str(out), "--workers", "2")
+    assert first.returncode == 1, first.stderr
+    lines = first.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in first.stderr, first.stderr
+    assert "No space left on device" in lines[0] and str(small_disk) in lines[0], lines
+    (small_disk / "filler").unlink()
+    again = barenet("search", str(search), "--out", str(out), "--workers", "2")
+    assert again.returncode == 0, again.stderr
+    assert_whole_grid(out)
+
+
 # -- repeated interruptions --------------------------------------------------------------------
 def _wait_for_trial(out: Path, proc: subprocess.Popen, n_before: int) -> None:
     """Until the search has created a new trial folder (it is training it)."""
@@ -200,6 +218,36 @@ def test_search_interrupted_four_times_at_its_first_trial_completes(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "re-queued interrupted trial(s)" in done.stdout
     assert_whole_grid(out)
+
+
+def test_sigterm_during_a_trial_is_terminated_not_ctrl_c(tmp_path, capsys):
+    # Before: the search's SIGTERM handler raised a bare KeyboardInterrupt, so `kill` of a
+    # search ended "barenet: interrupted" with Ctrl-C's 130 where the CLI promises 143.
+    from barenet.cli import main
+    from barenet.errors import Terminated
+
+    def terminated_train(cfg, out_dir, *a, **kw):
+        os.kill(os.getpid(), signal.SIGTERM)  # its handler runs before the next line
+        raise AssertionError("SIGTERM did not stop the trial")
+
+    s = resolve_search({"base_config": BASE, "study": "t", "sampler": "grid", "space": GRID})
+    with pytest.raises(Terminated):
+        run_search(SearchJob(s, tmp_path, train_fn=terminated_train))
+    (t,) = trials(tmp_path, "t")
+    assert t.state != COMPLETE and t.user_attrs["fail_reason"] == "interrupted"
+    # and through the CLI (a search whose trial gets SIGTERM): one line, exit 143
+    import barenet.search.objective as objective
+
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(objective, "_default_train_fn", lambda: terminated_train)
+    try:
+        code = main(
+            ["search", str(write_search(tmp_path)), "--out", str(tmp_path / "cli"), "--quiet"]
+        )
+    finally:
+        monkey.undo()
+    err = capsys.readouterr().err
+    assert code == 143 and err == "barenet: terminated\n", err
 
 
 def test_trials_must_be_positive_and_study_names_stay_inside(tmp_path, capsys):

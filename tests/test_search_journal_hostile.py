@@ -114,3 +114,43 @@ def test_a_complete_trial_with_impossible_values_is_refused(tmp_path, values):
         )
     )
     refused(tmp_path, "study 'q' is corrupt: trial", "complete with values")
+
+
+LOCK_AFTER_CTRL_C = """
+import sys
+from barenet.search.journal import JournalLock
+
+lock = JournalLock(sys.argv[1])
+lock.acquire()
+real = lock._lock.release
+
+
+def released_then_interrupted(*a, **k):
+    real(*a, **k)
+    raise KeyboardInterrupt  # Ctrl-C between the file lock and the thread lock
+
+
+lock._lock.release = released_then_interrupted
+try:
+    lock.release()
+except KeyboardInterrupt:
+    pass
+lock._lock.release = real
+lock.acquire()  # the cleanup after an interrupt writes the leaderboard: locks again
+lock.release()
+print("ok")
+"""
+
+
+def test_ctrl_c_inside_the_journal_lock_does_not_hang_the_cleanup(tmp_path):
+    # Before: the thread lock stayed held and the main thread's next acquire (the
+    # leaderboard written after Ctrl-C) waited for itself forever.
+    import subprocess
+    import sys
+
+    script = [sys.executable, "-c", LOCK_AFTER_CTRL_C, str(tmp_path / "j.lock")]
+    try:
+        p = subprocess.run(script, capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the journal lock waited for itself")
+    assert p.stdout == "ok\n", p.stderr

@@ -23,3 +23,7 @@ class FileError(UserError):
 
 class ConfigError(UserError):
     """A config value, file or override that cannot be used. The message is one line."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so the same cleanup runs; the CLI exits 143."""

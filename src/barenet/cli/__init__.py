@@ -21,6 +21,9 @@ only when the command succeeded.
 
 from __future__ import annotations
 
+from . import startup  # first: Ctrl-C while the rest loads is one line, not a traceback
+
+# isort: split
 import argparse
 import contextlib
 import os
@@ -47,6 +50,8 @@ from .common import (
     describe_os_error,
     is_user_error,
 )
+
+startup.done()
 
 # Each module registers its subcommands, in this order in ``barenet --help``.
 COMMAND_MODULES = (run, search, experiment, viz, predict, diagnose, dashboard)
@@ -142,17 +147,21 @@ def _run(args: argparse.Namespace) -> int:
     return code
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # reported by the command's own parser, which knows its options
         commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         commands.choices[args.command].unknown(extra)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
     previous = None
     with contextlib.suppress(ValueError):  # not the main thread: leave SIGTERM alone
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        return _run(args)
+    try:  # parsing too: a signal while the parsers are built is one line as well
+        return _run(_parse(argv))
     except BrokenPipeError:
         _quiet_stdout()
         return EXIT_BROKEN_PIPE

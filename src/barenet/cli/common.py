@@ -6,6 +6,8 @@ import argparse
 import errno
 import os
 
+from ..errors import Terminated as Terminated  # SIGTERM, raised by cli.main's handler
+
 EXIT_OK = 0
 EXIT_FAILED = 1  # an internal error, or a check that ran and failed (gradcheck)
 EXIT_BAD_INPUT = 2  # a UserError, or an OSError about the user's files
@@ -23,10 +25,6 @@ USER_ERRNOS = frozenset(
     )
     if hasattr(errno, name)
 )  # fmt: skip
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so the same cleanup runs; the CLI exits 143."""
 
 
 def is_user_error(err: BaseException) -> bool:

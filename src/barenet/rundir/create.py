@@ -76,8 +76,9 @@ def _check_fresh(out: Path, config: Mapping[str, Any] | None) -> None:
             "or choose another --out"
         )
     # A run killed before its first epoch ended left config.yaml (and maybe the first
-    # checkpoint): the same command again may start over.
-    stub = {CONFIG_FILE, MODEL_FILE, HISTORY_FILE}
+    # checkpoint, watch.json's epoch-0 record, a first epoch_1 or event file): the same
+    # command again may start over (``clear`` removes them all).
+    stub = {CONFIG_FILE, MODEL_FILE, HISTORY_FILE, WATCH_FILE, CHECKPOINTS_DIR, TENSORBOARD_DIR}
     if config is not None and CONFIG_FILE in names and names <= stub:
         with contextlib.suppress(FileError):
             if fileio.load_yaml(out / CONFIG_FILE) == fileio.to_jsonable(config):

@@ -46,11 +46,16 @@ class JournalLock:
     Exclusive among processes (``flock``) and among threads sharing it: a ``FileLock`` made
     with ``thread_local=False`` lets a second thread "acquire" it while held, so a thread
     lock is taken first, as Optuna's own locks exclude threads. It pickles (by path, not
-    held), as Optuna expects of a storage (``pickle``, process pools)."""
+    held), as Optuna expects of a storage (``pickle``, process pools).
+
+    The thread lock is re-entrant: Ctrl-C landing between its two steps (or between Optuna's
+    ``acquire`` and its ``try``) can leave it held by the main thread, and the cleanup that
+    follows (the leaderboard of what was done) takes it again in that thread; a plain lock
+    waited for itself there, forever."""
 
     def __init__(self, path: str | Path) -> None:
         self._path = str(path)
-        self._thread_lock = threading.Lock()
+        self._thread_lock = threading.RLock()
         self._lock = FileLock(self._path, thread_local=False)
 
     def __getstate__(self) -> dict[str, Any]:

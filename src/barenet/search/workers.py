@@ -25,7 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from .. import fileio, rundir, threads
 from ..config import ConfigError, to_dict, validate
-from ..errors import UserError
+from ..errors import Terminated, UserError
 from ..folderlock import FolderBusy
 from ..rundir import BEST_DIR, LOCK_FILE, search_out
 from .leaderboard import best_config, best_trial
@@ -101,13 +101,14 @@ def _say(job: StudyJob, msg: str) -> None:
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (``kill``, a batch scheduler) stops the study as Ctrl-C does: the running trial
-    is recorded as interrupted and re-queued by the next command."""
+    is recorded as interrupted and re-queued by the next command. It raises ``Terminated``
+    (a KeyboardInterrupt), so the command still exits 143, not Ctrl-C's 130."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        raise Terminated
 
     old = signal.signal(signal.SIGTERM, interrupt)
     try:
@@ -158,8 +159,10 @@ def run_worker(job: StudyJob, index: int = 0, parallel: bool = False) -> int:
     return ran
 
 
-def _worker_main(job: StudyJob, index: int) -> None:
-    """Entry point of a spawned worker: one compute thread, so N workers share N cores."""
+def _worker_main(job: StudyJob, index: int, errors: Any = None) -> None:
+    """Entry point of a spawned worker: one compute thread, so N workers share N cores. An
+    error goes to ``errors`` (a queue the parent reads), so the command still ends with one
+    line, not one per worker."""
     threads.cap(1)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
@@ -168,15 +171,19 @@ def _worker_main(job: StudyJob, index: int) -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as err:  # noqa: BLE001 - one line, not a traceback, per worker
-        print(f"barenet: worker {index}: error: {err}", file=sys.stderr, flush=True)
+        if errors is None:
+            print(f"barenet: worker {index}: error: {err}", file=sys.stderr, flush=True)
+        else:
+            errors.put(f"worker {index}: {err}")
         sys.exit(1)
 
 
-def _spawn(job: StudyJob) -> tuple[list[int], list[int]]:
-    """Run the workers; returns their pids and exit codes."""
+def _spawn(job: StudyJob) -> tuple[list[int], list[int], list[str]]:
+    """Run the workers; returns their pids, exit codes and error messages."""
     ctx = mp.get_context("spawn")
+    errors = ctx.SimpleQueue()
     procs = [
-        ctx.Process(target=_worker_main, args=(job, i), name=f"barenet-worker-{i}")
+        ctx.Process(target=_worker_main, args=(job, i, errors), name=f"barenet-worker-{i}")
         for i in range(job.workers)
     ]
     for p in procs:
@@ -192,7 +199,10 @@ def _spawn(job: StudyJob) -> tuple[list[int], list[int]]:
                 p.terminate()
                 p.join()
         raise
-    return [p.pid or 0 for p in procs], [p.exitcode or 0 for p in procs]
+    messages = []
+    while not errors.empty():
+        messages.append(str(errors.get()))
+    return [p.pid or 0 for p in procs], [p.exitcode or 0 for p in procs], messages
 
 
 def max_workers() -> int:
@@ -247,9 +257,9 @@ def run_study(job: StudyJob, describe: str = "") -> SearchResult:
                     # a lone worker uses the config's train.threads (the bits do not depend
                     # on the thread count, so results still do not depend on --workers)
                     run_worker(job, 0)
-                    pids, codes = [os.getpid()], [0]
+                    pids, codes, errors = [os.getpid()], [0], []
                 else:
-                    pids, codes = _spawn(job)
+                    pids, codes, errors = _spawn(job)
         except (KeyboardInterrupt, SearchError):
             with contextlib.suppress(OSError, UserError):
                 task.write_outputs(out, study)  # what was done, and what was interrupted
@@ -274,6 +284,9 @@ def run_study(job: StudyJob, describe: str = "") -> SearchResult:
         out, task.study_name, budget, ran, states, rows, best, pending_interrupted(trials)
     )
     bad = [i for i, c in enumerate(codes) if c != 0]
+    if bad and errors:  # the first worker's reason (a full disk names the file), one line
+        more = f" (and {len(bad) - 1} other worker(s))" if len(bad) > 1 else ""
+        raise SearchError(f"{errors[0]}{more}")
     if bad:
         raise SearchError(
             f"worker(s) {bad} exited with code(s) {[codes[i] for i in bad]}; "
