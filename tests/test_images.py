@@ -170,6 +170,47 @@ def test_float_and_tiny_arrays():
         to_dataset_image(np.zeros((4, 4, 2)))
 
 
+def grey_page() -> np.ndarray:
+    """stroke_image on grey paper (200) with dark grey ink (30), as a scan or photo is."""
+    return np.where(stroke_image() < 128, 30, 200).astype(np.uint8)
+
+
+def test_16_bit_png_on_grey_paper_is_scaled_not_clipped(tmp_path, monkeypatch):
+    """Pillow opens a 16-bit grey PNG as I;16 and converts it to 8 bits by clipping at 255:
+    paper and ink both became white and the digit a blank. Also when reduced first."""
+    page = grey_page()
+    want = to_dataset_image(page)
+    path = tmp_path / "scan16.png"
+    Image.fromarray(page.astype(np.uint16) * 257).save(path)
+    assert Image.open(path).mode.startswith("I")
+    assert want.any()
+    np.testing.assert_array_equal(to_dataset_image(path), want)
+    monkeypatch.setattr(images, "WORK_SIDE", 100)
+    assert ink_box(to_dataset_image(path) > 60) == ink_box(to_dataset_image(page) > 60)
+
+
+@pytest.mark.parametrize(
+    "convert",
+    [
+        lambda a: a.astype(np.int64),  # np.array(list_of_ints)
+        lambda a: a.astype(np.int32),
+        lambda a: a.astype(np.uint16) * 257,  # cv2.imread(IMREAD_UNCHANGED) of a 16-bit PNG
+        lambda a: a.astype(np.float32),  # np.asarray(img, np.float32): 0-255
+        lambda a: a[:, :, None],  # (H, W, 1), as Keras and OpenCV give grey images
+        lambda a: Image.fromarray(a.astype(np.float32) / 255),  # PIL mode F in [0, 1]
+        lambda a: Image.fromarray(a).convert("LA").convert("La"),  # premultiplied alpha
+    ],
+    ids=["int64", "int32", "uint16", "float-0-255", "HxWx1", "PIL-F", "PIL-La"],
+)
+def test_arrays_of_other_dtypes_keep_their_grey_levels(convert):
+    """Non-uint8 arrays were clipped to [0, 1] as if floats: grey paper at 200 and ink at
+    30 both became white, a blank."""
+    page = grey_page()
+    want = to_dataset_image(page)
+    assert want.any()
+    np.testing.assert_array_equal(to_dataset_image(convert(page)), want)
+
+
 def test_mnist_images_keep_their_layout():
     """An MNIST digit as a user's dark-on-light file comes back almost unchanged."""
     from barenet.data import load
