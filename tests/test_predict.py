@@ -161,6 +161,29 @@ def test_cli_bad_files_reported_rest_predicted(mlp_run, uci_files, tmp_path, cap
     assert "3 of 5 images failed" in lines[3]
 
 
+def test_cli_file_names_with_newlines_keep_one_line_each(mlp_run, uci_files, tmp_path, capsys):
+    """A name holding a newline split its error (stderr) and its answer (stdout) in two."""
+    bad = tmp_path / "no\nsuch.png"
+    odd = tmp_path / "my\ndigit.png"
+    odd.write_bytes(uci_files[0][0].read_bytes())  # Pillow reads the content, not the suffix
+    code, out, err = run_cli(capsys, "predict", mlp_run, bad, odd)
+    assert code == 2
+    assert err.splitlines() == [
+        f"barenet: error: {tmp_path}/no such.png: no such file",
+        "barenet: 1 of 2 images failed",
+    ]
+    assert len(out.splitlines()) == 1 and out.startswith(f"{tmp_path}/my digit.png: ")
+
+
+def test_cli_save_inputs_onto_a_file_names_the_option(mlp_run, uci_files, tmp_path, capsys):
+    """It said 'choose another --out', an option predict does not have."""
+    taken = tmp_path / "seen"
+    taken.write_text("a file")
+    code, out, err = run_cli(capsys, "predict", mlp_run, uci_files[0][0], "--save-inputs", taken)
+    assert code == 2 and out == ""
+    assert err == f"barenet: error: --save-inputs {taken}: is a file; give a folder\n"
+
+
 def test_cli_save_inputs(mlp_run, uci_files, tmp_path, capsys):
     paths = uci_files[0][:2]
     out_dir = tmp_path / "seen"
