@@ -295,3 +295,13 @@ def test_decompression_bomb_refused_before_decoding():
         open_image(_png_claiming(100_000, 100_000))  # 10 G pixels: decoding would never end
     with pytest.raises(ImageError, match="too large"):
         open_image(_png_claiming(7000, 7000))  # 49 M pixels, over MAX_PIXELS
+
+
+def test_photo_over_pillows_limit_names_its_size_and_ours():
+    """A 10000x10000 photo (Pillow warns above 89 M pixels, before our 40 M check) was
+    called a 'decompression bomb?'; it is named like any image over the limit."""
+    with pytest.raises(ImageError) as err:
+        open_image(_png_claiming(10_000, 10_000), "photo.png")
+    assert (
+        str(err.value) == "photo.png: image too large (100,000,000 pixels; the limit is 40,000,000)"
+    )

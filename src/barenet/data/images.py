@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -100,8 +101,11 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
         raise
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image (PNG, JPEG, BMP or GIF)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"{name}: image too large (decompression bomb?)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        # Pillow refuses from the header before _check_size sees it; its count, our limit
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(found[1]):,} pixels; " if found else ""
+        raise ImageError(f"{name}: image too large ({size}the limit is {MAX_PIXELS:,})") from None
     except Exception as e:  # truncated or corrupt data: Pillow raises many types
         msg = " ".join(str(e).split()) or type(e).__name__
         raise ImageError(f"{name}: corrupt image: {msg}") from None
