@@ -211,6 +211,41 @@ def test_arrays_of_other_dtypes_keep_their_grey_levels(convert):
     np.testing.assert_array_equal(to_dataset_image(convert(page)), want)
 
 
+def lit(page: np.ndarray, how: str) -> np.ndarray:
+    """``page`` photographed: lit from the left (a ramp, 45% darker on the right) or darker
+    in the corners (a vignette, 40%)."""
+    h, w = page.shape
+    yy, xx = np.mgrid[:h, :w]
+    if how == "ramp":
+        light = 1 - 0.45 * xx / (w - 1)
+    else:
+        light = 1 - 0.4 * (np.hypot(yy / (h - 1) - 0.5, xx / (w - 1) - 0.5) / 0.7071) ** 2
+    return np.round(page * light).astype(np.uint8)
+
+
+@pytest.mark.parametrize("how", ["ramp", "vignette"])
+def test_uneven_light_is_not_ink(how):
+    """One paper level left the darker side as 'ink': the crop took it in and the digit
+    became a smudge in a corner (UCI digits lit so: ~10% right instead of ~80%)."""
+    page = np.where(stroke_image() < 128, 30, 230).astype(np.uint8)
+    want = to_dataset_image(page)
+    got = to_dataset_image(lit(page, how))
+    (top, bottom, left, right), (t, b, lf, r) = ink_box(got > 60), ink_box(want > 60)
+    assert (bottom - top, right - left) == (b - t, r - lf)  # the stroke, the same size
+    assert abs(top - t) <= 1 and abs(left - lf) <= 1  # fainter on the dark side: mass moves
+    assert np.abs(got.astype(int) - want).mean() < 6
+
+
+def test_even_paper_keeps_the_flat_level_with_ink_on_the_border():
+    """Scans and drawings are read as before: the surface is fitted only to what is
+    paper, so a stroke across the border frame does not tilt it."""
+    from barenet.data.paper import paper
+
+    page = np.where(stroke_image(box=(0, 0, 200, 40)) < 128, 30, 230).astype(np.float32) / 255
+    level, under = paper(page)
+    assert level == under == np.float32(230 / 255)
+
+
 def test_mnist_images_keep_their_layout():
     """An MNIST digit as a user's dark-on-light file comes back almost unchanged."""
     from barenet.data import load

@@ -8,7 +8,9 @@ Python API. Steps, for any PNG/JPEG/BMP/GIF (first frame), size, grey or colour,
    contrasts with the opaque ones (ink drawn on a transparent canvas stays visible).
 2. **Polarity.** Both datasets are light ink on a black background. The paper level ``bg``
    is the median of a border frame; if it is light, the image is inverted. Then
-   ``ink = clip(|g - bg|, 0) / max`` so grey paper becomes 0 and the darkest stroke 1.
+   ``ink = clip(|g - bg|, 0) / max`` so grey paper becomes 0 and the darkest stroke 1;
+   where the light falls unevenly (a photo), ``bg`` is a smooth surface fitted to the
+   frame (``paper.py``).
 3. **Layout.** MNIST (as LeCun et al. built it from NIST): crop to the ink's bounding box,
    scale its longest side to 20 px keeping the aspect ratio (anti-aliased, Lanczos), and
    place it in 28x28 so that its centre of mass (pixel-index coordinates) lands on
@@ -33,6 +35,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..errors import FileError
 from ..fileio import read_bytes
 from .datasets import IMAGE_SHAPE, canonical_name
+from .paper import paper
 
 MAX_FILE_BYTES = 20 * 1024 * 1024  # a photo from a phone is a few MB
 MAX_PIXELS = 40_000_000  # ~6300 x 6300; Pillow's own bomb limit is 89 M
@@ -41,8 +44,6 @@ MAX_PIXELS = 40_000_000  # ~6300 x 6300; Pillow's own bomb limit is 89 M
 # image still has ~200 px, ten times the 20 px it is fitted to.
 WORK_SIDE = 2048
 FORMATS = ("PNG", "JPEG", "BMP", "GIF")
-# Border frame whose median is the paper level: 1/16 of each side, at least one pixel.
-BORDER_FRACTION = 1 / 16
 # A pixel is ink (for the bounding box) above this fraction of the strongest ink: keeps
 # JPEG ringing and paper texture out of the box.
 INK_THRESHOLD = 0.15
@@ -202,11 +203,8 @@ def ink_map(img: Image.Image | np.ndarray) -> np.ndarray:
     """(H, W) float32 ink in [0, 1]: 0 the paper, 1 the strongest stroke, light-on-dark
     whatever the image's polarity (steps 1-2 of the module docstring)."""
     g = _array_grey(img) if isinstance(img, np.ndarray) else _grey(img)
-    h, w = g.shape
-    bh, bw = max(1, round(h * BORDER_FRACTION)), max(1, round(w * BORDER_FRACTION))
-    frame = np.concatenate([g[:bh].ravel(), g[-bh:].ravel(), g[:, :bw].ravel(), g[:, -bw:].ravel()])
-    bg = float(np.median(frame))
-    ink = (bg - g) if bg > 0.5 else (g - bg)
+    level, under = paper(g)  # the border's median, or a surface where the light varies
+    ink = (under - g) if level > 0.5 else (g - under)
     np.clip(ink, 0.0, None, out=ink)
     peak = float(ink.max())
     return ink / peak if peak > 0 else ink
