@@ -100,6 +100,21 @@ def test_python_api_sources_and_result_shape(mlp_run, uci_files):
     assert predictor.predict([]) == []
 
 
+def test_python_api_takes_a_stack_of_images_as_load_gives_them(mlp_run):
+    """barenet.predict(run, images[:5]) with images from barenet.data.load was refused:
+    'an image array must be (H, W) ..., got shape (5, 28, 28)'."""
+    from barenet.data import load
+
+    images, _ = load("mnist", split="test")
+    stack = barenet.predict(mlp_run, images[:5])
+    one_by_one = [barenet.predict(mlp_run, a)[0] for a in images[:5]]
+    assert [r["class"] for r in stack] == [r["class"] for r in one_by_one]
+    assert [r["file"] for r in stack] == [f"<image {i}>" for i in range(5)]
+    colour = np.repeat(images[:2, :, :, None], 3, axis=3)  # (N, H, W, 3)
+    assert [r["class"] for r in barenet.predict(mlp_run, colour)] == [r["class"] for r in stack[:2]]
+    assert len(barenet.predict(mlp_run, images[0])) == 1  # one (H, W) image stays one
+
+
 def test_fashion_runs_use_the_fashion_layout():
     cfg = load_config("configs/fashion_mlp.yaml", [])
     predictor = Predictor(cfg, build_model(cfg.model, 0))
