@@ -42,3 +42,12 @@ def test_links_and_regular_files_are_still_replaced(tmp_path):
     assert not link.is_symlink() and link.read_text() == "new" and target.read_text() == "kept"
     fileio.atomic_write_text(target, "over")
     assert target.read_text() == "over"
+
+
+def test_a_folder_that_refuses_the_temporary_names_the_file(mlp_run, tmp_path, capsys):
+    """/proc (or a folder without write permission, for anyone but root) refuses the
+    temporary file itself: the error named '/proc/.model.onnx.k3j2x.tmp', a random name."""
+    code = main(["export", str(mlp_run), "--out", "/proc/model.onnx"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.endswith(": /proc/model.onnx\n") and ".tmp" not in err, err

@@ -116,6 +116,23 @@ def test_non_divisible_adaptive_pool():
     np.testing.assert_allclose(out, model(x), atol=1e-5)
 
 
+@pytest.mark.parametrize("head", [nn.LogSoftmax, nn.Softmax])
+def test_official_mnist_example_head_exports(head):
+    """The README ports the official MNIST example with its LogSoftmax(dim=1) head (with
+    NLLLoss): to_onnx refused it, 'layer 5 (LogSoftmax) has no ONNX converter'."""
+    rng = np.random.default_rng(3)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, rng=rng), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(4 * 7 * 6, 5, rng=rng), head(dim=1),
+    ).eval()  # fmt: skip
+    sess = session(to_onnx(model, (3, 16, 14)))
+    for n in (1, 7):
+        x = rng.standard_normal((n, 3, 16, 14)).astype(np.float32)
+        np.testing.assert_allclose(sess.run(None, {"input": x})[0], model(x), rtol=0, atol=1e-5)
+    with pytest.raises(ExportError, match="needs an explicit dim"):
+        to_onnx(nn.Sequential(nn.Linear(4, 2, rng=0), head()), (4,))
+
+
 def test_float64_model_exports_double():
     # (onnxruntime's CPU provider has no double Conv, so an MLP is what it can run)
     rng = np.random.default_rng(2)

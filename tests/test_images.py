@@ -170,6 +170,82 @@ def test_float_and_tiny_arrays():
         to_dataset_image(np.zeros((4, 4, 2)))
 
 
+def grey_page() -> np.ndarray:
+    """stroke_image on grey paper (200) with dark grey ink (30), as a scan or photo is."""
+    return np.where(stroke_image() < 128, 30, 200).astype(np.uint8)
+
+
+def test_16_bit_png_on_grey_paper_is_scaled_not_clipped(tmp_path, monkeypatch):
+    """Pillow opens a 16-bit grey PNG as I;16 and converts it to 8 bits by clipping at 255:
+    paper and ink both became white and the digit a blank. Also when reduced first."""
+    page = grey_page()
+    want = to_dataset_image(page)
+    path = tmp_path / "scan16.png"
+    Image.fromarray(page.astype(np.uint16) * 257).save(path)
+    assert Image.open(path).mode.startswith("I")
+    assert want.any()
+    np.testing.assert_array_equal(to_dataset_image(path), want)
+    monkeypatch.setattr(images, "WORK_SIDE", 100)
+    assert ink_box(to_dataset_image(path) > 60) == ink_box(to_dataset_image(page) > 60)
+
+
+@pytest.mark.parametrize(
+    "convert",
+    [
+        lambda a: a.astype(np.int64),  # np.array(list_of_ints)
+        lambda a: a.astype(np.int32),
+        lambda a: a.astype(np.uint16) * 257,  # cv2.imread(IMREAD_UNCHANGED) of a 16-bit PNG
+        lambda a: a.astype(np.float32),  # np.asarray(img, np.float32): 0-255
+        lambda a: a[:, :, None],  # (H, W, 1), as Keras and OpenCV give grey images
+        lambda a: Image.fromarray(a.astype(np.float32) / 255),  # PIL mode F in [0, 1]
+        lambda a: Image.fromarray(a).convert("LA").convert("La"),  # premultiplied alpha
+    ],
+    ids=["int64", "int32", "uint16", "float-0-255", "HxWx1", "PIL-F", "PIL-La"],
+)
+def test_arrays_of_other_dtypes_keep_their_grey_levels(convert):
+    """Non-uint8 arrays were clipped to [0, 1] as if floats: grey paper at 200 and ink at
+    30 both became white, a blank."""
+    page = grey_page()
+    want = to_dataset_image(page)
+    assert want.any()
+    np.testing.assert_array_equal(to_dataset_image(convert(page)), want)
+
+
+def lit(page: np.ndarray, how: str) -> np.ndarray:
+    """``page`` photographed: lit from the left (a ramp, 45% darker on the right) or darker
+    in the corners (a vignette, 40%)."""
+    h, w = page.shape
+    yy, xx = np.mgrid[:h, :w]
+    if how == "ramp":
+        light = 1 - 0.45 * xx / (w - 1)
+    else:
+        light = 1 - 0.4 * (np.hypot(yy / (h - 1) - 0.5, xx / (w - 1) - 0.5) / 0.7071) ** 2
+    return np.round(page * light).astype(np.uint8)
+
+
+@pytest.mark.parametrize("how", ["ramp", "vignette"])
+def test_uneven_light_is_not_ink(how):
+    """One paper level left the darker side as 'ink': the crop took it in and the digit
+    became a smudge in a corner (UCI digits lit so: ~10% right instead of ~80%)."""
+    page = np.where(stroke_image() < 128, 30, 230).astype(np.uint8)
+    want = to_dataset_image(page)
+    got = to_dataset_image(lit(page, how))
+    (top, bottom, left, right), (t, b, lf, r) = ink_box(got > 60), ink_box(want > 60)
+    assert (bottom - top, right - left) == (b - t, r - lf)  # the stroke, the same size
+    assert abs(top - t) <= 1 and abs(left - lf) <= 1  # fainter on the dark side: mass moves
+    assert np.abs(got.astype(int) - want).mean() < 6
+
+
+def test_even_paper_keeps_the_flat_level_with_ink_on_the_border():
+    """Scans and drawings are read as before: the surface is fitted only to what is
+    paper, so a stroke across the border frame does not tilt it."""
+    from barenet.data.paper import paper
+
+    page = np.where(stroke_image(box=(0, 0, 200, 40)) < 128, 30, 230).astype(np.float32) / 255
+    level, under = paper(page)
+    assert level == under == np.float32(230 / 255)
+
+
 def test_mnist_images_keep_their_layout():
     """An MNIST digit as a user's dark-on-light file comes back almost unchanged."""
     from barenet.data import load
@@ -254,3 +330,13 @@ def test_decompression_bomb_refused_before_decoding():
         open_image(_png_claiming(100_000, 100_000))  # 10 G pixels: decoding would never end
     with pytest.raises(ImageError, match="too large"):
         open_image(_png_claiming(7000, 7000))  # 49 M pixels, over MAX_PIXELS
+
+
+def test_photo_over_pillows_limit_names_its_size_and_ours():
+    """A 10000x10000 photo (Pillow warns above 89 M pixels, before our 40 M check) was
+    called a 'decompression bomb?'; it is named like any image over the limit."""
+    with pytest.raises(ImageError) as err:
+        open_image(_png_claiming(10_000, 10_000), "photo.png")
+    assert (
+        str(err.value) == "photo.png: image too large (100,000,000 pixels; the limit is 40,000,000)"
+    )

@@ -100,6 +100,21 @@ def test_python_api_sources_and_result_shape(mlp_run, uci_files):
     assert predictor.predict([]) == []
 
 
+def test_python_api_takes_a_stack_of_images_as_load_gives_them(mlp_run):
+    """barenet.predict(run, images[:5]) with images from barenet.data.load was refused:
+    'an image array must be (H, W) ..., got shape (5, 28, 28)'."""
+    from barenet.data import load
+
+    images, _ = load("mnist", split="test")
+    stack = barenet.predict(mlp_run, images[:5])
+    one_by_one = [barenet.predict(mlp_run, a)[0] for a in images[:5]]
+    assert [r["class"] for r in stack] == [r["class"] for r in one_by_one]
+    assert [r["file"] for r in stack] == [f"<image {i}>" for i in range(5)]
+    colour = np.repeat(images[:2, :, :, None], 3, axis=3)  # (N, H, W, 3)
+    assert [r["class"] for r in barenet.predict(mlp_run, colour)] == [r["class"] for r in stack[:2]]
+    assert len(barenet.predict(mlp_run, images[0])) == 1  # one (H, W) image stays one
+
+
 def test_fashion_runs_use_the_fashion_layout():
     cfg = load_config("configs/fashion_mlp.yaml", [])
     predictor = Predictor(cfg, build_model(cfg.model, 0))
@@ -159,6 +174,29 @@ def test_cli_bad_files_reported_rest_predicted(mlp_run, uci_files, tmp_path, cap
     assert len(lines) == 4  # one per bad file, then the count
     assert str(text) in lines[0] and str(cut) in lines[1] and str(missing) in lines[2]
     assert "3 of 5 images failed" in lines[3]
+
+
+def test_cli_file_names_with_newlines_keep_one_line_each(mlp_run, uci_files, tmp_path, capsys):
+    """A name holding a newline split its error (stderr) and its answer (stdout) in two."""
+    bad = tmp_path / "no\nsuch.png"
+    odd = tmp_path / "my\ndigit.png"
+    odd.write_bytes(uci_files[0][0].read_bytes())  # Pillow reads the content, not the suffix
+    code, out, err = run_cli(capsys, "predict", mlp_run, bad, odd)
+    assert code == 2
+    assert err.splitlines() == [
+        f"barenet: error: {tmp_path}/no such.png: no such file",
+        "barenet: 1 of 2 images failed",
+    ]
+    assert len(out.splitlines()) == 1 and out.startswith(f"{tmp_path}/my digit.png: ")
+
+
+def test_cli_save_inputs_onto_a_file_names_the_option(mlp_run, uci_files, tmp_path, capsys):
+    """It said 'choose another --out', an option predict does not have."""
+    taken = tmp_path / "seen"
+    taken.write_text("a file")
+    code, out, err = run_cli(capsys, "predict", mlp_run, uci_files[0][0], "--save-inputs", taken)
+    assert code == 2 and out == ""
+    assert err == f"barenet: error: --save-inputs {taken}: is a file; give a folder\n"
 
 
 def test_cli_save_inputs(mlp_run, uci_files, tmp_path, capsys):

@@ -31,9 +31,15 @@ def _percent(p: float) -> str:
     return f"{100 * p:.1f}%"
 
 
+def _flat(text: object) -> str:
+    """One line: a file name holding a newline must not split its answer or error line."""
+    return " ".join(str(text).split())
+
+
 def _line(r: dict) -> str:
     top = ", ".join(f"{t['name']} {_percent(t['probability'])}" for t in r["top"])
-    line = f"{r['file']}: {r['name']} ({_percent(r['probability'])})  top {len(r['top'])}: {top}"
+    line = f"{_flat(r['file'])}: {r['name']} ({_percent(r['probability'])})  "
+    line += f"top {len(r['top'])}: {top}"
     return line + ("  (blank: no ink found, the guess means nothing)" if r.get("blank") else "")
 
 
@@ -56,13 +62,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if args.top < 1:
         raise UserError(f"--top must be at least 1, got {args.top}")
+    save = Path(args.save_inputs) if args.save_inputs else None
+    if save is not None and save.exists() and not save.is_dir():
+        raise UserError(f"--save-inputs {_flat(save)}: is a file; give a folder")
     predictor = Predictor.from_run(args.run_dir)
     results, failed = [], []
     for i, source in enumerate(args.images):
         try:
             picture = predictor.image(source)  # one file at a time: a bad one is reported
         except ImageError as e:
-            print(f"barenet: error: {e}", file=sys.stderr)
+            print(f"barenet: error: {_flat(e)}", file=sys.stderr)
             failed.append(source)
             continue
         probs = predictor.probabilities(picture[None])[0]

@@ -3,11 +3,14 @@
 One function, :func:`to_dataset_image`, serves ``barenet predict``, the web page and the
 Python API. Steps, for any PNG/JPEG/BMP/GIF (first frame), size, grey or colour, with alpha:
 
-1. **Grey.** EXIF rotation applied; transparent pixels are composited onto a background that
+1. **Grey.** EXIF rotation applied; 16-bit greys scaled from 0-65535 (Pillow's own
+   conversion clips them at 255); transparent pixels are composited onto a background that
    contrasts with the opaque ones (ink drawn on a transparent canvas stays visible).
 2. **Polarity.** Both datasets are light ink on a black background. The paper level ``bg``
    is the median of a border frame; if it is light, the image is inverted. Then
-   ``ink = clip(|g - bg|, 0) / max`` so grey paper becomes 0 and the darkest stroke 1.
+   ``ink = clip(|g - bg|, 0) / max`` so grey paper becomes 0 and the darkest stroke 1;
+   where the light falls unevenly (a photo), ``bg`` is a smooth surface fitted to the
+   frame (``paper.py``).
 3. **Layout.** MNIST (as LeCun et al. built it from NIST): crop to the ink's bounding box,
    scale its longest side to 20 px keeping the aspect ratio (anti-aliased, Lanczos), and
    place it in 28x28 so that its centre of mass (pixel-index coordinates) lands on
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -31,6 +35,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..errors import FileError
 from ..fileio import read_bytes
 from .datasets import IMAGE_SHAPE, canonical_name
+from .paper import paper
 
 MAX_FILE_BYTES = 20 * 1024 * 1024  # a photo from a phone is a few MB
 MAX_PIXELS = 40_000_000  # ~6300 x 6300; Pillow's own bomb limit is 89 M
@@ -39,8 +44,6 @@ MAX_PIXELS = 40_000_000  # ~6300 x 6300; Pillow's own bomb limit is 89 M
 # image still has ~200 px, ten times the 20 px it is fitted to.
 WORK_SIDE = 2048
 FORMATS = ("PNG", "JPEG", "BMP", "GIF")
-# Border frame whose median is the paper level: 1/16 of each side, at least one pixel.
-BORDER_FRACTION = 1 / 16
 # A pixel is ink (for the bounding box) above this fraction of the strongest ink: keeps
 # JPEG ringing and paper texture out of the box.
 INK_THRESHOLD = 0.15
@@ -99,29 +102,61 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
         raise
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image (PNG, JPEG, BMP or GIF)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"{name}: image too large (decompression bomb?)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        # Pillow refuses from the header before _check_size sees it; its count, our limit
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(found[1]):,} pixels; " if found else ""
+        raise ImageError(f"{name}: image too large ({size}the limit is {MAX_PIXELS:,})") from None
     except Exception as e:  # truncated or corrupt data: Pillow raises many types
         msg = " ".join(str(e).split()) or type(e).__name__
         raise ImageError(f"{name}: corrupt image: {msg}") from None
     return img
 
 
-def _grey(img: Image.Image) -> np.ndarray:
-    """(H, W) float32 luminance in [0, 1], transparency composited onto a contrasting
-    background."""
-    has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
-    if max(img.size) > WORK_SIDE:  # box-average down first: float copies of 40 M pixels
+def _full_scale(peak: float, is_float: bool) -> float:
+    """The pixel value that means white, from the largest value ``peak``. Floats: 1, or
+    255 when values exceed 1.5 (``np.asarray(img, float)`` gives 0-255). Integers (16-bit
+    PNGs, uint16 and int arrays): 255 when no value exceeds it, else 65535 (16 bits), else
+    ``peak``."""
+    if is_float:
+        return 1.0 if peak <= 1.5 else 255.0
+    return 255.0 if peak <= 255 else 65535.0 if peak <= 65535 else float(peak)
+
+
+def _reduced(img: Image.Image, mode: str) -> Image.Image:
+    """``img`` in ``mode``, box-averaged down to at most WORK_SIDE when larger (before any
+    float copy of 40 M pixels is made); EXIF rotation applied."""
+    if max(img.size) > WORK_SIDE:
         exif = img.getexif()
-        mode = "RGBA" if has_alpha else "L"
         img = (img if img.mode == mode else img.convert(mode)).reduce(
             -(-max(img.size) // WORK_SIDE)
         )
         img.info["exif"] = exif.tobytes()  # the orientation, for exif_transpose below
     try:
-        img = ImageOps.exif_transpose(img)
+        return ImageOps.exif_transpose(img)
     except Exception:  # noqa: BLE001 - a broken EXIF block is not worth refusing the image
-        pass
+        return img
+
+
+def _deep_grey(img: Image.Image) -> np.ndarray:
+    """16-bit PNGs (mode I;16) and 32-bit integer or float images (I, F): Pillow's own
+    conversion to 8 bits clips at 255 instead of scaling, which made any grey paper white."""
+    peak = float(img.getextrema()[1])
+    g = np.asarray(_reduced(img.convert("F"), "F"), dtype=np.float32)
+    g = np.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
+    g /= _full_scale(peak, img.mode == "F")
+    return np.clip(g, 0.0, 1.0, out=g)
+
+
+def _grey(img: Image.Image) -> np.ndarray:
+    """(H, W) float32 luminance in [0, 1], transparency composited onto a contrasting
+    background."""
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        return _deep_grey(img)
+    if img.mode in ("La", "RGBa"):  # premultiplied alpha: Pillow converts La only to LA
+        img = img.convert(img.mode.upper())
+    has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
+    img = _reduced(img, "RGBA" if has_alpha else "L")
     if not has_alpha:
         return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
     rgba = img.convert("RGBA")
@@ -136,17 +171,31 @@ def _grey(img: Image.Image) -> np.ndarray:
 
 
 def _array_grey(a: np.ndarray) -> np.ndarray:
-    """A NumPy image: (H, W) grey or (H, W, 3/4) colour, uint8 or float in [0, 1]."""
+    """A NumPy image: (H, W) or (H, W, 1) grey, (H, W, 3|4) colour (with alpha);
+    uint8, bool, other integers (0-255, or 0-65535 when larger values occur:
+    16-bit) or floats in [0, 1] (0-255 when values exceed 1.5)."""
     a = np.asarray(a)
-    if a.ndim == 3 and a.shape[2] in (3, 4):
-        mode = "RGBA" if a.shape[2] == 4 else "RGB"
+    if a.ndim == 3 and a.shape[2] in (1, 3, 4):
+        mode = {1: "L", 3: "RGB", 4: "RGBA"}[a.shape[2]]
+        a = a[:, :, 0] if mode == "L" else a
     elif a.ndim == 2:
         mode = "L"
     else:
-        raise ImageError(f"an image array must be (H, W) or (H, W, 3|4), got shape {a.shape}")
+        raise ImageError(
+            f"an image array must be (H, W), (H, W, 1) or (H, W, 3|4), got shape {a.shape}"
+        )
     _check_size(a.shape[1], a.shape[0], "<array>")
-    if a.dtype != np.uint8:
-        a = (np.clip(np.nan_to_num(a.astype(np.float64)), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    if a.dtype == np.bool_:
+        a = a.astype(np.uint8) * np.uint8(255)
+    elif a.dtype != np.uint8:
+        if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
+            raise ImageError(f"an image array must hold real numbers, got dtype {a.dtype}")
+        f = a.astype(np.float64)
+        finite = np.isfinite(f)
+        peak = float(f[finite].max()) if finite.any() else 0.0
+        f[~finite] = 0.0
+        white = _full_scale(peak, a.dtype.kind == "f")
+        a = (np.clip(f / white, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     return _grey(Image.fromarray(a, mode))
 
 
@@ -154,11 +203,8 @@ def ink_map(img: Image.Image | np.ndarray) -> np.ndarray:
     """(H, W) float32 ink in [0, 1]: 0 the paper, 1 the strongest stroke, light-on-dark
     whatever the image's polarity (steps 1-2 of the module docstring)."""
     g = _array_grey(img) if isinstance(img, np.ndarray) else _grey(img)
-    h, w = g.shape
-    bh, bw = max(1, round(h * BORDER_FRACTION)), max(1, round(w * BORDER_FRACTION))
-    frame = np.concatenate([g[:bh].ravel(), g[-bh:].ravel(), g[:, :bw].ravel(), g[:, -bw:].ravel()])
-    bg = float(np.median(frame))
-    ink = (bg - g) if bg > 0.5 else (g - bg)
+    level, under = paper(g)  # the border's median, or a surface where the light varies
+    ink = (under - g) if level > 0.5 else (g - under)
     np.clip(ink, 0.0, None, out=ink)
     peak = float(ink.max())
     return ink / peak if peak > 0 else ink
@@ -201,8 +247,10 @@ def _place(box: np.ndarray, centre: tuple[float, float] | None) -> np.ndarray:
 def to_dataset_image(source: ImageSource, dataset: str = "mnist") -> np.ndarray:
     """A user's image as a (28, 28) uint8 picture laid out like ``dataset``'s images.
 
-    ``source``: a file path, the file's bytes, a PIL image, or an array ((H, W) grey or
-    (H, W, 3|4) colour, uint8 or floats in [0, 1]). An image without ink gives zeros.
+    ``source``: a file path, the file's bytes, a PIL image (any mode, 16-bit too), or an
+    array ((H, W[, 1]) grey, (H, W, 3|4) colour; uint8, bool, 16-bit or
+    other integers, floats in [0, 1] or 0-255: see ``_array_grey``). An image without ink
+    gives zeros.
     """
     name = canonical_name(dataset)
     if isinstance(source, np.ndarray | Image.Image):

@@ -5,7 +5,8 @@ Conv2d -> Conv, MaxPool2d / AvgPool2d -> MaxPool / AveragePool (count_include_pa
 barenet and torch), AdaptiveAvgPool2d -> GlobalAveragePool, or two MatMuls with its
 averaging matrices (any input and output size: y = A_h x A_w^T), BatchNorm1d/2d ->
 BatchNormalization with the running statistics (inference), activations -> Relu /
-LeakyRelu / Sigmoid / Tanh, Flatten -> Flatten(axis=1). Dropout is the identity at
+LeakyRelu / Sigmoid / Tanh, Softmax / LogSoftmax (the official MNIST example's head) ->
+Softmax / LogSoftmax on their axis, Flatten -> Flatten(axis=1). Dropout is the identity at
 inference and is left out. The batch dimension is symbolic (``batch``); the graph has one
 input ``input`` (the normalised images, (batch, 784) or (batch, C, H, W)) and one output
 ``logits``. Needs the ``onnx`` package (``pip install -e '.[onnx]'``).
@@ -136,6 +137,13 @@ def _elementwise(op: str) -> Callable[[_Graph, nn.Module, str], None]:
     return convert
 
 
+def _softmax(g: _Graph, layer: nn.Softmax | nn.LogSoftmax, name: str) -> None:
+    """Softmax / LogSoftmax along ``dim`` (opset 13+: one axis, as barenet and torch)."""
+    if layer.dim is None:
+        raise ExportError(f"layer {name}: {type(layer).__name__} needs an explicit dim")
+    g.add(type(layer).__name__, name, axis=int(layer.dim))
+
+
 def _flatten(g: _Graph, layer: nn.Flatten, name: str) -> None:
     if (layer.start_dim, layer.end_dim) != (1, -1):  # ONNX's Flatten always gives 2-D
         raise ExportError(f"layer {name}: only Flatten(start_dim=1, end_dim=-1) maps to ONNX")
@@ -159,6 +167,8 @@ CONVERTERS: dict[type, Callable[[_Graph, Any, str], None]] = {
     nn.LeakyReLU: _elementwise("LeakyRelu"),
     nn.Sigmoid: _elementwise("Sigmoid"),
     nn.Tanh: _elementwise("Tanh"),
+    nn.Softmax: _softmax,
+    nn.LogSoftmax: _softmax,
     nn.Flatten: _flatten,
     nn.Dropout: _skip,
     nn.Dropout2d: _skip,

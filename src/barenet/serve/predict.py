@@ -181,9 +181,12 @@ def _label(source: Any, i: int) -> str:
 def predict(
     run: str | os.PathLike | Predictor, images: ImageSource | Iterable[ImageSource], top: int = 3
 ) -> list[dict[str, Any]]:
-    """Classify ``images`` (paths, bytes, PIL images or arrays; one or a list) with a run
-    folder's model (or a ``Predictor``). Returns one dict per image, as ``predict --json``.
+    """Classify ``images`` (paths, bytes, PIL images or arrays; one or a list, or a stack
+    of arrays: (N, H, W) grey, (N, H, W, C) colour, as ``load`` gives) with a run folder's
+    model (or a ``Predictor``). Returns one dict per image, as ``predict --json``.
     """
     predictor = run if isinstance(run, Predictor) else Predictor.from_run(run)
-    single = isinstance(images, str | os.PathLike | bytes | np.ndarray) or hasattr(images, "mode")
+    single = isinstance(images, str | os.PathLike | bytes) or hasattr(images, "mode")
+    if isinstance(images, np.ndarray):  # one (H, W[, C]) image, or a stack of them
+        single = images.ndim < 3 or (images.ndim == 3 and images.shape[2] in (1, 3, 4))
     return predictor.predict([images] if single else images, top=top)
