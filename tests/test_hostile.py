@@ -304,6 +304,39 @@ def test_a_signal_while_the_command_loads_is_one_line(sig, code, line):
     assert (p.returncode, p.stdout, p.stderr) == (code, "", f"barenet: {line}\n")
 
 
+@pytest.mark.parametrize(
+    "sig, code, line", [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated")]
+)
+def test_a_signal_while_the_command_imports_barenet_itself_is_one_line(sig, code, line):
+    # The console script imports the barenet package (NumPy, the layers) before barenet.cli:
+    # a signal in that time printed a traceback. Here argv[0] is the command's, as there.
+    script = (
+        "import os, signal, sys\n"
+        "sys.argv[0] = os.path.join('bin', 'barenet')\n"
+        "class Hook:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'barenet.threads':\n"
+        f"            os.kill(os.getpid(), signal.{sig})\n"
+        "sys.meta_path.insert(0, Hook())\n"
+        "from barenet.cli import main\n"
+        "print('not reached')\n"
+    )
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV,
+                       timeout=WALL_SECONDS)  # fmt: skip
+    assert (p.returncode, p.stdout, p.stderr) == (code, "", f"barenet: {line}\n")
+
+
+def test_importing_barenet_in_a_script_leaves_signal_handlers_alone():
+    script = (
+        "import signal, barenet\n"
+        "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
+        "assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL\n"
+    )
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV,
+                       timeout=WALL_SECONDS)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+
+
 def test_a_signal_while_the_parsers_are_built_is_one_line(monkeypatch, capsys):
     import barenet.cli
 

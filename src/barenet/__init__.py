@@ -1,5 +1,13 @@
 """barenet: a from-scratch NumPy deep-learning toolkit."""
 
+import os as _os
+import sys as _sys
+
+if _sys.argv and _os.path.basename(_sys.argv[0]).partition(".")[0] == "barenet":
+    # the `barenet` command: a Ctrl-C while NumPy and the rest load is one line (startup)
+    from . import startup as _startup  # noqa: F401
+
+# isort: split
 from typing import Any
 
 from . import threads

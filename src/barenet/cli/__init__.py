@@ -21,7 +21,7 @@ only when the command succeeded.
 
 from __future__ import annotations
 
-from . import startup  # first: Ctrl-C while the rest loads is one line, not a traceback
+from .. import startup  # first: Ctrl-C while the rest loads is one line, not a traceback
 
 # isort: split
 import argparse

@@ -1,11 +1,13 @@
 """Ctrl-C or SIGTERM while the ``barenet`` command is still loading: one line, no traceback.
 
-``barenet.cli`` imports this module before anything heavy (NumPy, the commands, their
-parsers), so a signal landing in that time ends the process at once with the usual line
-and exit code (nothing has been written yet); before, Ctrl-C printed the traceback of
-whatever import it interrupted. ``done()`` (at the end of ``barenet.cli``'s imports) puts
-the previous handlers back, so importing ``barenet.cli`` as a library changes nothing;
-``cli.main`` then handles both signals itself.
+The command's console script imports ``barenet`` (NumPy, the layers), then ``barenet.cli``
+(the commands, their parsers). ``barenet/__init__`` imports this module first when the
+process is that command (``sys.argv[0]`` named ``barenet``), and ``barenet.cli`` imports
+it before anything heavy in any case, so a signal landing while either loads ends the
+process at once with the usual line and exit code (nothing has been written yet); before,
+Ctrl-C printed the traceback of whatever import it interrupted. ``done()`` (at the end of
+``barenet.cli``'s imports) puts the previous handlers back, so importing ``barenet.cli`` as
+a library changes nothing; ``cli.main`` then handles both signals itself.
 """
 
 from __future__ import annotations
