@@ -148,3 +148,19 @@ def test_scikit_learns_activation_names():
         clf.fit(X, y)
         assert clf.get_params()["activation"] == name
         assert clf.predict(X).shape == y.shape
+
+
+def test_divergence_names_the_estimators_learning_rate():
+    # The trainer's hint ("a lower learning rate or clip_grad_norm") names no parameter of
+    # the estimator; it says learning_rate_init.
+    from barenet.train.trainer import TrainingDiverged
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 8)).astype(np.float32) * 1e3
+    y = rng.integers(0, 3, 64)
+    est = MLPClassifier((16,), solver="sgd", learning_rate_init=1e6, max_iter=5, random_state=0)
+    with pytest.raises(TrainingDiverged) as info, np.errstate(all="ignore"):
+        est.fit(X, y)
+    message = str(info.value)
+    assert message.endswith("; try a lower learning_rate_init") and "clip_grad_norm" not in message
+    assert "became" in message

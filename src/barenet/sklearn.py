@@ -35,7 +35,7 @@ from .data import DataLoader
 from .nn import CrossEntropyLoss
 from .nn.loss import softmax
 from .train.callbacks import EarlyStopping
-from .train.trainer import Trainer
+from .train.trainer import Trainer, TrainingDiverged
 
 __all__ = ["CNNClassifier", "MLPClassifier"]
 
@@ -103,7 +103,11 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
             callbacks=callbacks,
             progress=bool(self.verbose),
         )
-        history = trainer.fit(loader, epochs=epochs)
+        try:
+            history = trainer.fit(loader, epochs=epochs)
+        except TrainingDiverged as e:  # the hint in the estimator's own parameter names
+            what = (trainer.stop_reason or str(e)).split("; try ")[0]
+            raise TrainingDiverged(f"{what}; try a lower learning_rate_init") from None
         self.loss_curve_ = [*getattr(self, "loss_curve_", []), *(e["loss"] for e in history.epochs)]
         self.n_iter_ = getattr(self, "n_iter_", 0) + len(history.epochs)
         self.loss_ = self.loss_curve_[-1]
