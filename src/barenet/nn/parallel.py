@@ -151,14 +151,18 @@ def n_tasks(work: int, max_tasks: int = MAX_TASKS) -> int:
 ELEMENTWISE_MIN = 1 << 18
 
 
-def outer_slices(a: np.ndarray, axis: int | None = None) -> list[tuple[slice, ...]]:
+def outer_slices(
+    a: np.ndarray, axis: int | None = None, work: int | None = None
+) -> list[tuple[slice, ...]]:
     """Index tuples cutting ``a`` along ``axis`` (default: its outermost axis in memory)
-    into one part per thread, or one whole part at one thread or below ELEMENTWISE_MIN.
-    Only for exact work (comparisons, copies, products of two numbers): the split may then
-    follow the thread count without changing a bit."""
+    into one part per thread, or one whole part at one thread or below ELEMENTWISE_MIN
+    elements of ``work`` (default ``a.size``; e.g. a pooling's backward writes its input's
+    size from a gradient a quarter of it). Only for exact work (comparisons, copies,
+    products of two numbers): the split may then follow the thread count without changing
+    a bit."""
     if axis is None:
         axis = max(range(a.ndim), key=lambda ax: abs(a.strides[ax])) if a.ndim else 0
-    if _threads == 1 or a.size < ELEMENTWISE_MIN or a.ndim == 0:
+    if _threads == 1 or (a.size if work is None else work) < ELEMENTWISE_MIN or a.ndim == 0:
         return [(slice(None),)]
     lead = (slice(None),) * axis
     return [(*lead, slice(lo, hi)) for lo, hi in split(a.shape[axis], min(a.shape[axis], _threads))]

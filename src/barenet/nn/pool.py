@@ -81,16 +81,20 @@ class _Pool2d(Module):
         axis: int,
         n_out: int,
         dtype: np.dtype,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Backward of one stage: an array of ``shape`` (memory ``order``) whose tap-t view
-        receives tap t's gradient ``parts(t, out)`` (written into ``out`` if given, else
-        returned).
+        """Backward of one stage: an array of ``shape`` (memory ``order``; ``out`` if given)
+        whose tap-t view receives tap t's gradient ``parts(t, view)`` (written into ``view``
+        if given, else returned).
 
         Disjoint taps (kernel <= stride) are written in place, overlapping ones accumulated.
         """
         k, s = self.kernel_size[axis - 2], self.stride[axis - 2]
         covered = k == s and shape[axis] == n_out * k
-        out = empty_in_order(shape, order, dtype, None if covered else 0)
+        if out is None:
+            out = empty_in_order(shape, order, dtype, None if covered else 0)
+        elif not covered:
+            out.fill(0)
         for t, view in enumerate(self._taps(out, axis, n_out)):
             if k <= s:
                 parts(t, view)
@@ -170,31 +174,43 @@ class MaxPool2d(_Pool2d):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         x_shape, order, iw, ih = self._cache
         grad_out = as_order(grad_out, order)
-        parts = parallel.outer_slices(grad_out, axis=1)
+        parts = parallel.outer_slices(grad_out, axis=1, work=int(np.prod(x_shape)))
         if len(parts) == 1:
             return self._backward_part(grad_out, iw, ih, x_shape, order)
         dx = empty_in_order(x_shape, order, grad_out.dtype)
 
         def part(sl: tuple[slice, ...]) -> None:
             shape = (x_shape[0], iw[sl].shape[1], *x_shape[2:])
-            dx[sl] = self._backward_part(grad_out[sl], iw[sl], ih[sl], shape, order)
+            self._backward_part(grad_out[sl], iw[sl], ih[sl], shape, order, out=dx[sl])
 
         parallel.run([lambda sl=sl: part(sl) for sl in parts])
         return dx
 
     def _backward_part(
-        self, grad_out: np.ndarray, iw: np.ndarray, ih: np.ndarray, x_shape: tuple, order: tuple
+        self,
+        grad_out: np.ndarray,
+        iw: np.ndarray,
+        ih: np.ndarray,
+        x_shape: tuple,
+        order: tuple,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
+        """dx of one part (returned, or written into ``out``: no copy of a part's result)."""
         oh, ow = ih.shape[2:]
         (ph, pw), dtype = self.padding, grad_out.dtype
         xp_shape = (*x_shape[:2], x_shape[2] + 2 * ph, x_shape[3] + 2 * pw)
 
         def routed(g: np.ndarray, idx: np.ndarray):
-            return lambda t, out: np.multiply(g, idx == t, out=out)
+            return lambda t, view: np.multiply(g, idx == t, out=view)
 
         g_rows = self._spread(routed(grad_out, ih), iw.shape, order, 2, oh, dtype)
-        dxp = self._spread(routed(g_rows, iw), xp_shape, order, 3, ow, dtype)
-        return _crop(dxp, x_shape, self.padding)
+        padded = ph or pw
+        into = None if padded else out
+        dxp = self._spread(routed(g_rows, iw), xp_shape, order, 3, ow, dtype, into)
+        dx = _crop(dxp, x_shape, self.padding)
+        if out is not None and padded:
+            out[...] = dx
+        return dx if out is None else out
 
 
 class AvgPool2d(_Pool2d):
