@@ -98,3 +98,14 @@ def test_positional_arguments_are_named_as_the_readme_names_them():
         [sys.executable, "-m", "barenet.cli", "predict"], capture_output=True, text=True
     )
     assert r.returncode == 2 and "required: RUN_DIR, IMAGE;" in r.stderr, r.stderr
+
+
+def test_max_test_below_one_names_the_option():
+    # was "barenet: error: max_test must be at least 1": the Python name, not the option typed
+    for command in ("plot", "report"):
+        r = subprocess.run(
+            [sys.executable, "-m", "barenet.cli", command, "runs/x", "--max-test", "0"],
+            capture_output=True,
+            text=True,
+        )
+        assert r.returncode == 2 and "argument --max-test: must be at least 1" in r.stderr
