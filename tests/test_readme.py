@@ -51,3 +51,23 @@ def test_the_config_reference_shows_every_key_and_its_default():
     assert sorted(set(real) - set(shown)) == [], "keys the reference leaves out"
     assert sorted(set(shown) - set(real)) == [], "keys the reference invents"
     assert {k: v for k, v in shown.items() if v != real[k]} == {}, "defaults that differ"
+
+
+def test_the_components_table_names_errors_where_they_live():
+    # The "user errors" row listed DataError under barenet.errors, where
+    # `from barenet.errors import DataError` fails (it is barenet.data's).
+    import importlib
+
+    text = README.read_text(encoding="utf-8")
+    table = text.split("## Components", 1)[1].split("\n## ", 1)[0]
+    checked = 0
+    for row in table.splitlines():
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        modules = re.findall(r"`(barenet[\w.]*)`", cells[1]) if len(cells) >= 3 else []
+        if len(modules) != 1:
+            continue
+        module = importlib.import_module(modules[0])
+        for name in re.findall(r"`([A-Z]\w*Error)`", cells[2]):
+            assert hasattr(module, name), f"{modules[0]} has no {name}"
+            checked += 1
+    assert checked >= 3
