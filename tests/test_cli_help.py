@@ -109,3 +109,4 @@ def test_max_test_below_one_names_the_option():
             text=True,
         )
         assert r.returncode == 2 and "argument --max-test: must be at least 1" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
