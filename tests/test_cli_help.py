@@ -81,3 +81,32 @@ def test_bad_arguments_are_one_line_that_points_at_help_and_at_set():
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert all(n in r.stderr for n in needles), r.stderr
         assert ("--set" in r.stderr) == any("--set" in n for n in needles), r.stderr
+
+
+def test_positional_arguments_are_named_as_the_readme_names_them():
+    # `barenet predict` without arguments said "required: run_dir, IMAGE": one lowercase dest
+    # beside the README's RUN_DIR, IMAGE, CONFIG, SEARCH_CONFIG in every usage line.
+    lower = []
+    for name, p in subcommands(build_parser()).items():
+        for action in p._actions:
+            if not action.option_strings and not isinstance(action, argparse._SubParsersAction):
+                shown = action.metavar or action.dest
+                if shown != shown.upper() and shown != "FILE.py:NAME":
+                    lower.append(f"{name} {shown}")
+    assert not lower, lower
+    r = subprocess.run(
+        [sys.executable, "-m", "barenet.cli", "predict"], capture_output=True, text=True
+    )
+    assert r.returncode == 2 and "required: RUN_DIR, IMAGE;" in r.stderr, r.stderr
+
+
+def test_max_test_below_one_names_the_option():
+    # was "barenet: error: max_test must be at least 1": the Python name, not the option typed
+    for command in ("plot", "report"):
+        r = subprocess.run(
+            [sys.executable, "-m", "barenet.cli", command, "runs/x", "--max-test", "0"],
+            capture_output=True,
+            text=True,
+        )
+        assert r.returncode == 2 and "argument --max-test: must be at least 1" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr

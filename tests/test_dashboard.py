@@ -74,3 +74,13 @@ def test_dashboard_serves_the_study_of_a_search_folder(tmp_path, data_dir):
 def test_dashboard_refuses_a_folder_without_a_study(tmp_path, capsys):
     assert main(["dashboard", str(tmp_path)]) == 2
     assert "no study.journal" in capsys.readouterr().err
+
+
+def test_a_missing_optuna_dashboard_names_the_folder_install(monkeypatch, tmp_path, capsys):
+    # `pip install -e '.[dashboard]'` alone installs `.`, the current folder, which need not
+    # be barenet's: the message says where, as the other extras' messages do.
+    monkeypatch.setitem(sys.modules, "optuna_dashboard", None)  # as if not installed
+    assert main(["dashboard", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "pip install -e '.[dashboard]' in barenet's folder" in err, err
+    assert len(err.strip().splitlines()) == 1

@@ -113,7 +113,8 @@ def test_missing_tensorboardx_is_one_clear_user_error(monkeypatch, tmp_path):
     from barenet.train.tensorboard import TensorBoard
 
     monkeypatch.setitem(sys.modules, "tensorboardX", None)  # as if not installed
-    with pytest.raises(UserError, match=r"pip install -e '\.\[tensorboard\]'"):
+    # "in barenet's folder": `-e .` means the current folder, which may be any other
+    with pytest.raises(UserError, match=r"pip install -e '\.\[tensorboard\]' in barenet's folder"):
         TensorBoard(tmp_path)
 
 

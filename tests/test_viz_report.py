@@ -308,7 +308,7 @@ def test_cli_plot_and_compare(mlp_run, cnn_run, tmp_path, capsys, data_dir):
         ["report", "{corrupt}"],
         ["plot", "{run}", "--what", "loss"],
         ["plot", "{run}", "--what", "conv"],  # an MLP has no conv layers: nothing to draw
-        ["plot", "{run}", "--max-test", "0"],
+        # --max-test 0 is an argparse error now: tests/test_cli_help.py
         ["compare", "{run}", "{run}", "--labels", "one"],
     ],
 )

@@ -33,7 +33,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         from optuna_dashboard import wsgi
     except ImportError:
         raise UserError(
-            "the dashboard needs optuna-dashboard: pip install -e '.[dashboard]'"
+            "the dashboard needs optuna-dashboard: "
+            "pip install -e '.[dashboard]' in barenet's folder"
         ) from None
     storage = storage_for(args.folder, args.storage)
     where = args.storage.split("@")[-1] if args.storage else args.folder

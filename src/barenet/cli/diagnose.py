@@ -134,7 +134,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run quick checks on a fresh model of CONFIG and print ok/warn/fail with "
         "what to do. Exit 0: no check failed; 1: one did; 2: bad input.",
     )
-    p.add_argument("config", nargs="?", default=None, help="YAML config (default: MLP on MNIST)")
+    p.add_argument(
+        "config", nargs="?", metavar="CONFIG", help="YAML config (default: MLP on MNIST)"
+    )
     add_set(p)
     p.add_argument(
         "--json", action="store_true", help="print a list of {check, status, detail, value}"
@@ -148,7 +150,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Exponential LR range test (Smith 2017, fastai's lr_find) on a fresh model "
         "of CONFIG. Writes lr_find.png and lr_find.json; the config file is not changed.",
     )
-    p.add_argument("config", nargs="?", default=None, help="YAML config (default: MLP on MNIST)")
+    p.add_argument(
+        "config", nargs="?", metavar="CONFIG", help="YAML config (default: MLP on MNIST)"
+    )
     add_set(p)
     p.add_argument("--out", default=None, help="output folder (default: runs/lr-find-TIMESTAMP)")
     p.add_argument("--steps", type=int, default=100, help="batches in the test (default 100)")

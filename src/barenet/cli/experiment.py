@@ -40,7 +40,11 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("experiment", help="variants x seeds of a base config: table and curves")
-    p.add_argument("experiment_config", help="experiment YAML (base config, variants, seeds)")
+    p.add_argument(
+        "experiment_config",
+        metavar="EXPERIMENT_CONFIG",
+        help="experiment YAML (base config, variants, seeds)",
+    )
     p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default: the file's)")
     p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
     p.add_argument("--out", default=None, help="output folder (default: runs/experiments/NAME)")

@@ -131,7 +131,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="classify your own image files with a trained run")
-    p.add_argument("run_dir", help="a finished run folder (from barenet train)")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder (from barenet train)")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG, BMP or GIF files")
     p.add_argument("--top", type=int, default=3, metavar="K", help="classes listed (default 3)")
     p.add_argument("--json", action="store_true", help="one JSON list, one object per image")
@@ -144,7 +144,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("serve", help="a local draw-a-digit web page and JSON API for a run")
-    p.add_argument("run_dir", help="a finished run folder (from barenet train)")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder (from barenet train)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument(
         "--port", type=port_number, default=8000, help="port (default 8000; 0: any free)"
@@ -160,7 +160,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from ..export import DEFAULT_OPSET
 
     p = sub.add_parser("export", help="write a run's model as ONNX")
-    p.add_argument("run_dir", help="a finished run folder (from barenet train)")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder (from barenet train)")
     p.add_argument("--format", choices=["onnx"], default="onnx", help="only onnx (default)")
     p.add_argument("--out", default=None, help="output file (default: RUN_DIR/model.onnx)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset version")

@@ -154,7 +154,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model from a YAML config (or resume a run)")
-    p.add_argument("config", nargs="?", default=None, help="YAML config (default: MLP on MNIST)")
+    p.add_argument(
+        "config", nargs="?", metavar="CONFIG", help="YAML config (default: MLP on MNIST)"
+    )
     add_set(p)
     p.add_argument("--out", default=None, help="run folder (default: runs/NAME-TIMESTAMP)")
     p.add_argument(

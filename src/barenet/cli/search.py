@@ -60,7 +60,11 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="hyperparameter search (Optuna): grid, random or TPE")
-    p.add_argument("search_config", help="search YAML (base config, space, sampler, options)")
+    p.add_argument(
+        "search_config",
+        metavar="SEARCH_CONFIG",
+        help="search YAML (base config, space, sampler, options)",
+    )
     p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
     p.add_argument(
         "--storage",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_data_dir
+from .common import add_data_dir, positive_int
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--max-test",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="use only the first N test images (default: the whole test set)",
@@ -81,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="HTML file (default: RUN_DIR/report.html)")
     p.add_argument(
         "--max-test",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="plots use only the first N test images (default: the whole test set)",

@@ -64,7 +64,8 @@ class TensorBoard(Callback):
             from tensorboardX import SummaryWriter
         except ImportError as err:
             raise UserError(
-                "TensorBoard logging needs tensorboardX: pip install -e '.[tensorboard]'"
+                "TensorBoard logging needs tensorboardX: "
+                "pip install -e '.[tensorboard]' in barenet's folder"
             ) from err
         self.log_dir = Path(log_dir)
         self.probe = probe
