@@ -224,3 +224,29 @@ def test_fingerprint_and_out_folder_guard(tmp_path, capsys):
     assert "different config" in err and "space" in err and "\n" not in err
     assert main(["search", str(changed), "--out", str(out), "--study", "other"]) == 2
     assert "holds the search of study 'f'" in capsys.readouterr().err
+
+
+def test_a_second_storage_into_the_same_out_is_refused_and_loses_nothing(tmp_path, capsys):
+    # Before: `--storage sqlite:///other.db` (or a mistyped --storage) into the folder of a
+    # finished journal search ran a second study there, overwriting its leaderboard and trials.
+    path = write_search(tmp_path, "two", sampler="grid", space={"optim.lr": [0.1, 0.02]})
+    out = tmp_path / "out"
+    args = ["search", str(path), "--out", str(out), "--data-dir", DATA, "--quiet"]
+    assert main(args) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and "lock" not in p.name}
+    capsys.readouterr()
+    db = tmp_path / "other.db"
+    for storage in (f"sqlite:///{db}", str(tmp_path / "elsewhere.journal")):
+        assert main([*args, "--storage", storage]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "holds the study stored in journal study.journal" in err[0]
+        assert "use the same --storage" in err[0]
+    assert not db.exists() and not (tmp_path / "elsewhere.journal").exists()
+    after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and "lock" not in p.name}
+    assert after == before
+    # the same study through the same journal named explicitly, or after moving the folder
+    assert main([*args, "--storage", str(out / "study.journal")]) == 0
+    moved = tmp_path / "moved"
+    out.rename(moved)
+    assert main(["search", str(path), "--out", str(moved), "--data-dir", DATA, "--quiet"]) == 0
+    assert "0 run now" in capsys.readouterr().out

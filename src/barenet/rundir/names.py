@@ -33,6 +33,7 @@ ONNX_FILE = "model.onnx"  # ``barenet export`` default output
 # -- a search folder -----------------------------------------------------------------------
 SEARCH_FILE = "search.yaml"  # the resolved search, self-contained
 JOURNAL_FILE = "study.journal"  # the Optuna study (default storage)
+STORAGE_FILE = "storage.txt"  # where the folder's study is stored (search and experiment)
 LEADERBOARD_CSV = "leaderboard.csv"
 LEADERBOARD_MD = "leaderboard.md"
 BEST_CONFIG_FILE = "best_config.yaml"

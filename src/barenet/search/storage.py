@@ -30,7 +30,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from .. import fileio
 from ..config import ConfigError
 from ..errors import FileError
-from ..rundir import JOURNAL_FILE
+from ..rundir import JOURNAL_FILE, STORAGE_FILE
 from .journal import JournalLock, SafeJournalBackend
 
 HEARTBEAT_SECONDS = 20
@@ -61,6 +61,39 @@ def default_storage_path(out: str | Path) -> Path:
 
 def is_url(storage: str) -> bool:
     return "://" in storage
+
+
+def storage_id(storage: str | None, out: str | Path) -> str:
+    """How the output folder's manifest names the study's storage: a journal file inside
+    the folder by its name there (the folder may move), another journal by its absolute
+    path, a database by its URL without the password."""
+    if storage is not None and is_url(storage):
+        return _safe(storage)
+    path = (Path(storage) if storage else default_storage_path(out)).resolve()
+    try:
+        return f"journal {path.relative_to(Path(out).resolve()).as_posix()}"
+    except ValueError:
+        return f"journal {path}"
+
+
+def check_storage(out: str | Path, storage: str | None) -> None:
+    """Refuse a storage other than the one whose study the output folder holds (its
+    STORAGE_FILE): a second study's trials and leaderboard would overwrite the first's."""
+    path = Path(out) / STORAGE_FILE
+    if not os.path.lexists(path):
+        return  # a new folder, or one from before barenet recorded it
+    old = fileio.read_bytes(path, "storage record", max_bytes=4096).decode("utf-8", "replace")
+    old, new = old.strip(), storage_id(storage, out)
+    if old and old != new:
+        raise ConfigError(
+            f"{out} holds the study stored in {old}, not {new}: to resume it use the same "
+            "--storage; for a new study use another --out"
+        )
+
+
+def record_storage(out: str | Path, storage: str | None) -> None:
+    """Write the output folder's STORAGE_FILE (atomically; see ``check_storage``)."""
+    fileio.atomic_write_text(Path(out) / STORAGE_FILE, storage_id(storage, out) + "\n")
 
 
 def make_storage(

@@ -31,7 +31,7 @@ from ..rundir import BEST_DIR, LOCK_FILE, search_out
 from .leaderboard import best_config, best_trial
 from .objective import Objective, TrainFn
 from .space import Search
-from .storage import HOST, budget_lock, make_storage
+from .storage import HOST, budget_lock, check_storage, make_storage, record_storage
 from .study import counted, on_stale_trial, open_study, pending_interrupted, recover
 from .task import SearchTask, StudyTask
 
@@ -226,6 +226,7 @@ def run_study(job: StudyJob, describe: str = "") -> SearchResult:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
         task.check_out(out)
+        check_storage(out, job.storage)
         created = not out.exists()
         out.mkdir(parents=True, exist_ok=True)
         try:
@@ -237,6 +238,7 @@ def run_study(job: StudyJob, describe: str = "") -> SearchResult:
             raise
         study = open_study(task, storage, create=True)
         fileio.save_yaml(out / task.manifest, task.resolved(budget))
+        record_storage(out, job.storage)
         with budget_lock(storage, job.storage, out, task.study_name):
             task.seed_study(study, out)
             requeued = recover(study, storage)
