@@ -71,6 +71,9 @@ def test_bad_arguments_are_one_line_that_points_at_help_and_at_set():
         (["train", "--epochs", "5"], ["--set train.epochs=VALUE", "see `barenet train --help`"]),
         (["train", "--lr=0.01"], ["--set optim.lr=0.01"]),
         (["train", "--batch-size=64"], ["--set train.batch_size=64"]),
+        (["train", "--epoch=3"], ["--set train.epochs=3"]),  # a typo: the closest key
+        (["train", "--batchsize", "64"], ["--set train.batch_size=VALUE"]),
+        (["train", "--xyz"], ["unrecognized arguments: --xyz;"]),  # nothing close: no hint
         (["trian"], ["invalid choice: 'trian'", "see `barenet --help`"]),
         (["train", "--out"], ["argument --out: expected one argument"]),
         # no --set in `barenet test`: no hint to use it

@@ -33,6 +33,9 @@ def test_yaml_and_overrides(tmp_path):
             "train); did you mean train.epochs?",
         ),
         ("train.lr=0.1", "; did you mean optim.lr?"),
+        ("train.epoch=3", "train.epoch: unknown key (allowed: batch_size"),  # a typo
+        ("train.epoch=3", "; did you mean train.epochs?"),
+        ("optim.momentun=0.9", "; did you mean optim.momentum?"),
     ],
 )
 def test_bad_values_name_the_key(override, needle):

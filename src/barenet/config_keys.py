@@ -4,6 +4,7 @@ root pydantic model) is passed in, so this file knows no section by name."""
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -52,17 +53,22 @@ def allowed_keys(root: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
 
 def keys_named(root: type[BaseModel], name: str) -> list[str]:
     """Dotted keys whose last part is ``name`` (``-`` read as ``_``): ``epochs`` ->
-    ``["train.epochs"]``. Also the CLI's hint when ``--epochs`` is typed for ``--set``."""
-    name = name.replace("-", "_")
-    found: list[str] = []
+    ``["train.epochs"]``; if none is, those whose last part is close to it (a typo:
+    ``epoch`` -> ``["train.epochs"]``). Also the CLI's hint when ``--epochs`` is typed for
+    ``--set``."""
+    name = name.replace("-", "_").lower()
+    keys: list[str] = []
 
     def walk(model: Any, prefix: str) -> None:
         for key, field in model.model_fields.items():
-            if key == name:
-                found.append(prefix + key)
+            keys.append(prefix + key)
             ann = field.annotation
             if isinstance(ann, type) and issubclass(ann, BaseModel):
                 walk(ann, f"{prefix}{key}.")
 
     walk(root, "")
-    return found
+    exact = [k for k in keys if k.rpartition(".")[2] == name]
+    if exact or len(name) < 3:
+        return exact
+    close = set(difflib.get_close_matches(name, [k.rpartition(".")[2] for k in keys], 3, 0.8))
+    return [k for k in keys if k.rpartition(".")[2] in close]
