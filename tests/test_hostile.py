@@ -291,6 +291,7 @@ def test_a_signal_while_the_command_loads_is_one_line(sig, code, line):
     # middle of barenet.cli's imports, as the console script runs them.
     script = (
         "import os, signal, sys\n"
+        "sys.argv[0] = os.path.join('bin', 'barenet')\n"  # the console script's
         "class Hook:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name == 'barenet.cli.search':\n"
@@ -324,6 +325,40 @@ def test_a_signal_while_the_command_imports_barenet_itself_is_one_line(sig, code
     p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV,
                        timeout=WALL_SECONDS)  # fmt: skip
     assert (p.returncode, p.stdout, p.stderr) == (code, "", f"barenet: {line}\n")
+
+
+def test_ctrl_c_while_a_script_imports_the_cli_is_a_keyboard_interrupt():
+    # A notebook's "interrupt kernel" during `import barenet.cli` killed the process (the
+    # quiet handlers of the command were installed in any process).
+    script = (
+        "import os, signal, sys\n"
+        "class Hook:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'barenet.cli.search':\n"
+        "            os.kill(os.getpid(), signal.SIGINT)\n"
+        "sys.meta_path.insert(0, Hook())\n"
+        "try:\n"
+        "    import barenet.cli\n"
+        "except KeyboardInterrupt:\n"
+        "    print('caught')\n"
+    )
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV,
+                       timeout=WALL_SECONDS)  # fmt: skip
+    assert (p.returncode, p.stdout) == (0, "caught\n"), p.stderr
+
+
+def test_a_process_named_barenet_that_imports_only_barenet_keeps_its_handlers():
+    script = (
+        "import os, signal, sys\n"
+        "sys.argv[0] = os.path.join('bin', 'barenet')\n"
+        "import barenet\n"
+        "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
+        "assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL\n"
+        "sys.argv = []\n"
+    )
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV,
+                       timeout=WALL_SECONDS)  # fmt: skip
+    assert p.returncode == 0, p.stderr
 
 
 def test_importing_barenet_in_a_script_leaves_signal_handlers_alone():

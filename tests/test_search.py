@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 import yaml
 
 from barenet.cli import main
-from barenet.config import load_config
+from barenet.config import ConfigError, load_config
 from barenet.search import SearchJob, load_search, make_storage, run_search
 
 DATA = os.environ["BARENET_DATA"]
@@ -250,3 +251,30 @@ def test_a_second_storage_into_the_same_out_is_refused_and_loses_nothing(tmp_pat
     out.rename(moved)
     assert main(["search", str(path), "--out", str(moved), "--data-dir", DATA, "--quiet"]) == 0
     assert "0 run now" in capsys.readouterr().out
+
+
+def test_storage_records_name_the_database_not_the_spelling(tmp_path, monkeypatch):
+    # A relative SQLite URL is a file of the working directory; passwords (also in the
+    # query string) never reach storage.txt or messages; driver spellings are one database.
+    from barenet.search.storage import check_storage, record_storage, storage_id
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    in_a = storage_id("sqlite:///study.db", out)
+    record_storage(out, "sqlite:///study.db")
+    check_storage(out, f"sqlite:///{tmp_path / 'a' / 'study.db'}")  # the same file
+    monkeypatch.chdir(tmp_path / "b")
+    assert storage_id("sqlite:///study.db", out) != in_a
+    with pytest.raises(ConfigError, match="holds the study stored in sqlite"):
+        check_storage(out, "sqlite:///study.db")  # another file of that name
+    for url in ("postgresql://u:secret@h/db", "postgresql://h/db?user=u&password=secret"):
+        assert "secret" not in storage_id(url, out)
+    same = {storage_id(u, out) for u in ("postgres://u@h/db", "postgresql+psycopg2://u:pw@h/db")}
+    assert same == {"postgresql://u@h/db"}
+    (out / "storage.txt").write_bytes(b"journal x\n\x1b[31mred\n")
+    with pytest.raises(ConfigError) as info:
+        check_storage(out, None)
+    assert "\n" not in str(info.value) and "\x1b" not in str(info.value)

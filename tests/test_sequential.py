@@ -219,3 +219,28 @@ def test_conv_pool_with_an_input_gradient_runs_layer_by_layer(monkeypatch) -> No
     np.testing.assert_array_equal(ref(x), out)
     np.testing.assert_array_equal(ref.backward(g, input_grad=True), dx)
     np.testing.assert_array_equal(ref[0].weight.grad, model[0].weight.grad)
+
+
+def test_conv_pool_float64_and_list_input_give_the_plain_bits(monkeypatch) -> None:
+    # float64: OpenBLAS's dgemm bits depended on the row stride of dL/dy, which differed
+    # between the fused blocks and the plain backward's view. A list input broke _fits.
+    from barenet.nn import convpool
+
+    monkeypatch.setattr(convpool, "MIN_BYTES", 0)
+
+    def build() -> Sequential:
+        rng = np.random.default_rng(11)
+        return Sequential(
+            Conv2d(3, 16, 3, rng=rng, dtype=np.float64), ReLU(), MaxPool2d(2), Flatten()
+        )
+
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((10, 3, 34, 34))
+    fused, plain = build(), build()
+    out = fused(x)
+    g = rng.standard_normal(out.shape)
+    assert fused.backward(g) is None  # the fused backward (no input gradient)
+    np.testing.assert_array_equal(plain(x.tolist()), out)
+    plain.backward(g, input_grad=True)  # layer by layer: the conv computes dx too
+    for name, grad in grads(plain).items():
+        np.testing.assert_array_equal(grads(fused)[name], grad, err_msg=name)

@@ -1,11 +1,8 @@
 """barenet: a from-scratch NumPy deep-learning toolkit."""
 
-import os as _os
-import sys as _sys
+from . import startup as _startup
 
-if _sys.argv and _os.path.basename(_sys.argv[0]).partition(".")[0] == "barenet":
-    # the `barenet` command: a Ctrl-C while NumPy and the rest load is one line (startup)
-    from . import startup as _startup  # noqa: F401
+_startup.install()  # the `barenet` command: a Ctrl-C while NumPy and the rest load is one line
 
 # isort: split
 from typing import Any
@@ -19,6 +16,7 @@ __all__ = ["get_num_threads", "set_num_threads", "threads"]
 
 _apply_runtime_defaults()
 threads.apply_defaults()
+_startup.done()  # barenet.cli installs them again while it loads
 
 
 def __getattr__(name: str) -> Any:

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from .. import startup  # first: Ctrl-C while the rest loads is one line, not a traceback
 
+startup.install()
+
 # isort: split
 import argparse
 import contextlib

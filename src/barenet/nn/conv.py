@@ -314,7 +314,9 @@ class Conv2d(Module):
             cols[k:] = 1
             # recomputed rather than cached: cheaper here
             cols[:k].reshape(c, kh, kw, r1 - r0, q1 - q0, n)[...] = win[:, :, :, r0:r1, q0:q1]
-            gb = grad_rows(r0, r1, q0, q1).reshape(o, -1)
+            # contiguous whoever built it: OpenBLAS's bits may depend on the row stride
+            # (float64 dgemm did), and convpool must give the bits of the plain backward
+            gb = np.ascontiguousarray(grad_rows(r0, r1, q0, q1)).reshape(o, -1)
             # The longer of K and O as the GEMM's rows: OpenBLAS is ~2x faster that way
             # round (32 -> 64 3x3 conv, dW^T = cols g^T: 17 against 35 ms; 1 -> 32 3x3,
             # K = 9, dW = g cols^T: 4.0 against 8.4 ms).

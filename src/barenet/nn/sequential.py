@@ -94,7 +94,7 @@ class Sequential(Module):
         layers, k = self.layers, 0
         while k < len(order):
             i = order[k]
-            if i in fused and _fits(layers[i], layers[fused[i]], x.shape):
+            if i in fused and _fits(layers[i], layers[fused[i]], np.shape(x)):
                 x = convpool.forward(layers[i], layers[fused[i]], x)
                 k += 2  # the pooling comes next in the plan
             else:

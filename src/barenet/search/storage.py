@@ -26,6 +26,7 @@ from typing import Any
 import filelock
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from sqlalchemy.engine import make_url
 
 from .. import fileio
 from ..config import ConfigError
@@ -64,16 +65,31 @@ def is_url(storage: str) -> bool:
 
 
 def storage_id(storage: str | None, out: str | Path) -> str:
-    """How the output folder's manifest names the study's storage: a journal file inside
-    the folder by its name there (the folder may move), another journal by its absolute
-    path, a database by its URL without the password."""
-    if storage is not None and is_url(storage):
-        return _safe(storage)
-    path = (Path(storage) if storage else default_storage_path(out)).resolve()
+    """How the output folder records its study's storage (STORAGE_FILE): a journal or
+    SQLite file by its path (relative to the folder when inside it: the folder may move;
+    else absolute), any other database by its URL without password, driver or
+    ``password=`` query argument."""
+    if storage is None or not is_url(storage):
+        return f"journal {_file_id(Path(storage) if storage else default_storage_path(out), out)}"
     try:
-        return f"journal {path.relative_to(Path(out).resolve()).as_posix()}"
+        url = make_url(storage)
+    except Exception:  # not a URL SQLAlchemy reads: make_storage will say so
+        return _safe(storage)
+    backend = url.get_backend_name()
+    if backend == "sqlite" and url.database not in (None, "", ":memory:"):
+        return f"sqlite {_file_id(Path(url.database), out)}"
+    query = {k: v for k, v in url.query.items() if k.lower() not in ("password", "passwd")}
+    backend = "postgresql" if backend == "postgres" else backend
+    url = url.set(drivername=backend, query=query)._replace(password=None)  # (set keeps it)
+    return url.render_as_string()
+
+
+def _file_id(path: Path, out: str | Path) -> str:
+    path = path.resolve()
+    try:
+        return path.relative_to(Path(out).resolve()).as_posix()
     except ValueError:
-        return f"journal {path}"
+        return str(path)
 
 
 def check_storage(out: str | Path, storage: str | None) -> None:
@@ -83,7 +99,8 @@ def check_storage(out: str | Path, storage: str | None) -> None:
     if not os.path.lexists(path):
         return  # a new folder, or one from before barenet recorded it
     old = fileio.read_bytes(path, "storage record", max_bytes=4096).decode("utf-8", "replace")
-    old, new = old.strip(), storage_id(storage, out)
+    old, new = " ".join(old.split()), storage_id(storage, out)  # one line, whatever it holds
+    old = old if old.isprintable() else repr(old)
     if old and old != new:
         raise ConfigError(
             f"{out} holds the study stored in {old}, not {new}: to resume it use the same "
