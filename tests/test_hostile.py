@@ -282,93 +282,62 @@ def test_sigterm_exits_143_with_one_line(tmp_path):
     assert "resume with: barenet train --resume" in last[0]
 
 
-@pytest.mark.parametrize(
-    "sig, code, line", [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated")]
-)
-def test_a_signal_while_the_command_loads_is_one_line(sig, code, line):
-    # Before: Ctrl-C while `barenet` imported its commands printed a KeyboardInterrupt
-    # traceback (and SIGTERM killed it silently). An import hook sends the signal in the
-    # middle of barenet.cli's imports, as the console script runs them.
-    script = (
+def python_c(script: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV,
+                          timeout=WALL_SECONDS)  # fmt: skip
+
+
+def signal_during_import(module: str, sig: str, command: bool, then: str) -> str:
+    """A script that sends ``sig`` to itself when ``module`` starts to import, then runs
+    ``then``; with ``command``, argv[0] is the barenet console script's."""
+    return (
         "import os, signal, sys\n"
-        "sys.argv[0] = os.path.join('bin', 'barenet')\n"  # the console script's
-        "class Hook:\n"
+        + ("sys.argv[0] = os.path.join('bin', 'barenet')\n" if command else "")
+        + "class Hook:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'barenet.cli.search':\n"
+        f"        if name == {module!r}:\n"
         f"            os.kill(os.getpid(), signal.{sig})\n"
-        "sys.meta_path.insert(0, Hook())\n"
-        "from barenet.cli import main\n"
-        "print('not reached')\n"
+        "sys.meta_path.insert(0, Hook())\n" + then
     )
-    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV,
-                       timeout=WALL_SECONDS)  # fmt: skip
-    assert (p.returncode, p.stdout, p.stderr) == (code, "", f"barenet: {line}\n")
+
+
+HANDLERS_UNTOUCHED = (
+    "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
+    "assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL\n"
+)
 
 
 @pytest.mark.parametrize(
     "sig, code, line", [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated")]
 )
-def test_a_signal_while_the_command_imports_barenet_itself_is_one_line(sig, code, line):
-    # The console script imports the barenet package (NumPy, the layers) before barenet.cli:
-    # a signal in that time printed a traceback. Here argv[0] is the command's, as there.
-    script = (
-        "import os, signal, sys\n"
-        "sys.argv[0] = os.path.join('bin', 'barenet')\n"
-        "class Hook:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'barenet.threads':\n"
-        f"            os.kill(os.getpid(), signal.{sig})\n"
-        "sys.meta_path.insert(0, Hook())\n"
-        "from barenet.cli import main\n"
-        "print('not reached')\n"
-    )
-    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV,
-                       timeout=WALL_SECONDS)  # fmt: skip
+@pytest.mark.parametrize("module", ["barenet.cli.search", "barenet.threads"])
+def test_a_signal_while_the_command_loads_is_one_line(sig, code, line, module):
+    # Before: Ctrl-C while `barenet` imported its commands (barenet.cli.search) or the
+    # barenet package itself (barenet.threads) printed a KeyboardInterrupt traceback, and
+    # SIGTERM killed it silently. An import hook sends the signal there, argv[0] the
+    # console script's.
+    p = python_c(signal_during_import(module, sig, True, "from barenet.cli import main\n"))
     assert (p.returncode, p.stdout, p.stderr) == (code, "", f"barenet: {line}\n")
 
 
 def test_ctrl_c_while_a_script_imports_the_cli_is_a_keyboard_interrupt():
     # A notebook's "interrupt kernel" during `import barenet.cli` killed the process (the
     # quiet handlers of the command were installed in any process).
-    script = (
-        "import os, signal, sys\n"
-        "class Hook:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'barenet.cli.search':\n"
-        "            os.kill(os.getpid(), signal.SIGINT)\n"
-        "sys.meta_path.insert(0, Hook())\n"
-        "try:\n"
-        "    import barenet.cli\n"
-        "except KeyboardInterrupt:\n"
-        "    print('caught')\n"
-    )
-    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV,
-                       timeout=WALL_SECONDS)  # fmt: skip
+    then = "try:\n    import barenet.cli\nexcept KeyboardInterrupt:\n    print('caught')\n"
+    p = python_c(signal_during_import("barenet.cli.search", "SIGINT", False, then))
     assert (p.returncode, p.stdout) == (0, "caught\n"), p.stderr
 
 
-def test_a_process_named_barenet_that_imports_only_barenet_keeps_its_handlers():
-    script = (
-        "import os, signal, sys\n"
-        "sys.argv[0] = os.path.join('bin', 'barenet')\n"
-        "import barenet\n"
-        "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
-        "assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL\n"
-        "sys.argv = []\n"
-    )
-    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV,
-                       timeout=WALL_SECONDS)  # fmt: skip
-    assert p.returncode == 0, p.stderr
-
-
-def test_importing_barenet_in_a_script_leaves_signal_handlers_alone():
-    script = (
-        "import signal, barenet\n"
-        "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
-        "assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL\n"
-    )
-    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV,
-                       timeout=WALL_SECONDS)  # fmt: skip
+@pytest.mark.parametrize(
+    "prelude",
+    [
+        "import signal\n",  # a script
+        "import os, signal, sys\nsys.argv[0] = os.path.join('bin', 'barenet')\n",  # a launcher
+    ],
+)
+@pytest.mark.parametrize("module", ["barenet", "barenet.cli"])
+def test_importing_barenet_leaves_signal_handlers_alone(prelude, module):
+    p = python_c(f"{prelude}import {module}\n{HANDLERS_UNTOUCHED}")
     assert p.returncode == 0, p.stderr
 
 
@@ -381,17 +350,6 @@ def test_a_signal_while_the_parsers_are_built_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(barenet.cli, "build_parser", interrupted)
     assert main(["info", "x"]) == 130
     assert capsys.readouterr().err == "barenet: interrupted\n"
-
-
-def test_importing_the_cli_leaves_signal_handlers_alone():
-    script = (
-        "import signal, barenet.cli\n"
-        "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
-        "assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL\n"
-    )
-    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV,
-                       timeout=WALL_SECONDS)  # fmt: skip
-    assert p.returncode == 0, p.stderr
 
 
 # -- in-process: the kinds of errors, names, permissions --------------------------------------
