@@ -160,10 +160,20 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     previous = None
-    with contextlib.suppress(ValueError):  # not the main thread: leave SIGTERM alone
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    # The command: while the parsers are built (they import matplotlib), a signal ends it
+    # at once (startup) rather than raising inside a C extension's import, which Python
+    # then reports as an ImportError and can crash on at exit.
+    quiet = startup.is_command()
+    if quiet:
+        startup.install()
     try:  # parsing too: a signal while the parsers are built is one line as well
-        return _run(_parse(argv))
+        if not quiet:
+            previous = _terminate_by_exception()
+        args = _parse(argv)
+        if quiet:
+            startup.done()
+            previous = _terminate_by_exception()
+        return _run(args)
     except BrokenPipeError:
         _quiet_stdout()
         return EXIT_BROKEN_PIPE
@@ -182,8 +192,17 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return _internal_error(err)
     finally:
+        startup.done()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate_by_exception() -> object:
+    """SIGTERM raises ``Terminated`` (the trainer then keeps the last completed epoch);
+    returns the previous handler, or None off the main thread (left alone there)."""
+    with contextlib.suppress(ValueError):
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    return None
 
 
 if __name__ == "__main__":
