@@ -76,6 +76,17 @@ def _race(tmp_path: Path, out: str, racers: int, rounds: int) -> list[list[str]]
     return results
 
 
+def interrupted_after(cfg, run: Path, epoch: int) -> None:
+    """Train ``cfg`` into ``run`` until a Ctrl-C at the end of ``epoch`` (what it leaves)."""
+
+    def stop(trainer, at, logs):
+        if at == epoch:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(cfg, run, progress=False, extra_callbacks=(LambdaCallback(on_epoch_end=stop),))
+
+
 def test_racing_creators_of_one_folder_exactly_one_wins(tmp_path):
     out = tmp_path / "x"
     out.mkdir()
@@ -156,12 +167,7 @@ def test_a_held_lock_refuses_train_and_resume_a_dead_holder_does_not(tmp_path, c
     run = tmp_path / "run"
     cfg = load_config(None, [*TINY, "train.epochs=3"])
 
-    def stop(trainer, epoch, logs):
-        if epoch == 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_run(cfg, run, progress=False, extra_callbacks=(LambdaCallback(on_epoch_end=stop),))
+    interrupted_after(cfg, run, epoch=2)
     holder = _python(HOLDER, str(run))
     assert holder.stdout.readline().strip() == "held"
     try:
@@ -257,11 +263,7 @@ def test_the_same_command_takes_over_a_stub_with_watch_and_checkpoints(tmp_path,
     cfg = load_config(None, [*TINY, *extra])
     run = tmp_path / "run"
 
-    def stop(trainer, epoch, logs):
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_run(cfg, run, progress=False, extra_callbacks=(LambdaCallback(on_epoch_end=stop),))
+    interrupted_after(cfg, run, epoch=1)
     assert not (run / rundir.STATE_FILE).exists() and (run / rundir.WATCH_FILE).exists()
     (run / rundir.CHECKPOINTS_DIR).mkdir(exist_ok=True)  # a SIGKILL after the first one
     (run / rundir.CHECKPOINTS_DIR / "epoch_1.safetensors").write_bytes(b"old")
@@ -276,12 +278,7 @@ def test_out_on_an_unfinished_run_points_to_resume(tmp_path, capsys):
     cfg = load_config(None, [*TINY, "train.epochs=3"])
     run = tmp_path / "run"
 
-    def stop(trainer, epoch, logs):
-        if epoch == 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_run(cfg, run, progress=False, extra_callbacks=(LambdaCallback(on_epoch_end=stop),))
+    interrupted_after(cfg, run, epoch=2)
     before = {p.name: p.read_bytes() for p in run.iterdir()}
     code, _, err = run_cli(capsys, "train", "--out", run)
     assert code == 2 and f"--resume {run}" in err
@@ -333,12 +330,7 @@ def test_incomplete_run_in_info_test_report_and_resume_api(tmp_path, capsys):
     train_run(cfg, full, progress=False)
     run = tmp_path / "half"
 
-    def stop(trainer, epoch, logs):
-        if epoch == 3:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_run(cfg, run, progress=False, extra_callbacks=(LambdaCallback(on_epoch_end=stop),))
+    interrupted_after(cfg, run, epoch=3)
     assert rundir.run_status(run) == rundir.RunStatus("incomplete", 2, 3)
     code, out, _ = run_cli(capsys, "info", run)
     assert (
@@ -379,11 +371,7 @@ def test_an_interrupt_in_the_first_epoch_keeps_a_stub_that_resumes(tmp_path, cap
     cfg = load_config(None, [*TINY, "train.epochs=2"])
     run = tmp_path / "run"
 
-    def stop(trainer, epoch, logs):
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_run(cfg, run, progress=False, extra_callbacks=(LambdaCallback(on_epoch_end=stop),))
+    interrupted_after(cfg, run, epoch=1)
     assert not (run / rundir.STATE_FILE).exists() and (run / rundir.CONFIG_FILE).exists()
     assert rundir.run_status(run) == rundir.RunStatus("incomplete", 0, 2)
     code, out, err = run_cli(capsys, "train", "--resume", run, "--quiet")
@@ -397,12 +385,7 @@ def test_resume_after_torn_writes_and_after_a_kill_right_after_metrics(tmp_path,
     cfg = load_config(None, [*TINY, "train.epochs=3"])
     run = tmp_path / "run"
 
-    def stop(trainer, epoch, logs):
-        if epoch == 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_run(cfg, run, progress=False, extra_callbacks=(LambdaCallback(on_epoch_end=stop),))
+    interrupted_after(cfg, run, epoch=2)
     # what a SIGKILL in the middle of atomic writes leaves: half-written temp files
     junk = [".state.safetensors.ab12cd.tmp", ".model.safetensors.x9.tmp", ".history.csv.q.tmp"]
     for name in junk:
