@@ -10,7 +10,8 @@ Python API. Steps, for any PNG/JPEG/BMP/GIF (first frame), size, grey or colour,
    is the median of a border frame; if it is light, the image is inverted. Then
    ``ink = clip(|g - bg|, 0) / max`` so grey paper becomes 0 and the darkest stroke 1;
    where the light falls unevenly (a photo), ``bg`` is a smooth surface fitted to the
-   frame (``paper.py``).
+   frame (``paper.py``). For digits, a page photographed lying on a darker (or lighter)
+   table that fills the frame has the table painted as its paper first (``off_table``).
 3. **Layout.** MNIST (as LeCun et al. built it from NIST): crop to the ink's bounding box,
    scale its longest side to 20 px keeping the aspect ratio (anti-aliased, Lanczos), and
    place it in 28x28 so that its centre of mass (pixel-index coordinates) lands on
@@ -35,7 +36,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..errors import FileError
 from ..fileio import read_bytes
 from .datasets import IMAGE_SHAPE, canonical_name
-from .paper import paper
+from .paper import off_table, paper
 
 MAX_FILE_BYTES = 20 * 1024 * 1024  # a photo from a phone is a few MB
 MAX_PIXELS = 40_000_000  # ~6300 x 6300; Pillow's own bomb limit is 89 M
@@ -199,10 +200,13 @@ def _array_grey(a: np.ndarray) -> np.ndarray:
     return _grey(Image.fromarray(a, mode))
 
 
-def ink_map(img: Image.Image | np.ndarray) -> np.ndarray:
+def ink_map(img: Image.Image | np.ndarray, on_table: bool = False) -> np.ndarray:
     """(H, W) float32 ink in [0, 1]: 0 the paper, 1 the strongest stroke, light-on-dark
-    whatever the image's polarity (steps 1-2 of the module docstring)."""
+    whatever the image's polarity (steps 1-2 of the module docstring). ``on_table``: the
+    page may lie on a table that fills the border (``paper.off_table``)."""
     g = _array_grey(img) if isinstance(img, np.ndarray) else _grey(img)
+    if on_table:
+        g = off_table(g)
     level, under = paper(g)  # the border's median, or a surface where the light varies
     ink = (under - g) if level > 0.5 else (g - under)
     np.clip(ink, 0.0, None, out=ink)
@@ -257,7 +261,7 @@ def to_dataset_image(source: ImageSource, dataset: str = "mnist") -> np.ndarray:
         img = source
     else:
         img = open_image(source)
-    box = _crop_to_ink(ink_map(img))
+    box = _crop_to_ink(ink_map(img, on_table=name == "mnist"))
     if box is None:
         return np.zeros(IMAGE_SHAPE, np.uint8)
     if name == "mnist":
