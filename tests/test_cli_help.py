@@ -50,6 +50,19 @@ def test_help_starts_with_the_usage_and_description():
     assert "barenet COMMAND --help" in out
 
 
+def test_help_command_as_git_and_pip_take_it(capsys):
+    """`barenet help` and `barenet help COMMAND` said "invalid choice: 'help'"."""
+    for argv, start in [
+        (["help"], "usage: barenet [-h]"),
+        (["help", "predict"], "usage: barenet predict"),
+    ]:
+        try:
+            main(argv)
+        except SystemExit as e:
+            assert e.code == 0
+        assert capsys.readouterr().out.startswith(start)
+
+
 def test_test_split_val_is_the_runs_validation_split(mlp_run, capsys):
     from barenet.runner import evaluate_run
     from barenet.viz.rundata import read_metrics
@@ -74,7 +87,9 @@ def test_bad_arguments_are_one_line_that_points_at_help_and_at_set():
         (["train", "--epoch=3"], ["--set train.epochs=3"]),  # a typo: the closest key
         (["train", "--batchsize", "64"], ["--set train.batch_size=VALUE"]),
         (["train", "--xyz"], ["unrecognized arguments: --xyz;"]),  # nothing close: no hint
-        (["trian"], ["invalid choice: 'trian'", "see `barenet --help`"]),
+        (["trian"], ["invalid choice: 'trian'", "(did you mean 'train'?)", "see `barenet --help`"]),
+        (["export", "r", "--format", "onxx"], ["(did you mean 'onnx'?)"]),
+        (["help", "trian"], ["(did you mean 'train'?)"]),
         (["train", "--out"], ["argument --out: expected one argument"]),
         # no --set in `barenet test`: no hint to use it
         (["test", "--epochs", "2", "runs/x"], ["unrecognized arguments: --epochs"]),

@@ -28,7 +28,9 @@ startup.install()
 # isort: split
 import argparse
 import contextlib
+import difflib
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -66,7 +68,9 @@ class Parser(argparse.ArgumentParser):
     Subcommands inherit it."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+        self.exit(
+            2, f"{self.prog}: error: {message}{_did_you_mean(message)}; see `{self.prog} --help`\n"
+        )
 
     def unknown(self, extra: list[str]) -> NoReturn:
         """Report arguments no option took. In a command that has ``--set``, an ``--option``
@@ -82,6 +86,17 @@ class Parser(argparse.ArgumentParser):
                     message += f" (config values are set with --set: {sets})"
                     break
         self.error(message)
+
+
+def _did_you_mean(message: str) -> str:
+    """``" (did you mean 'train'?)"`` for an argparse "invalid choice" close to a choice
+    (``barenet trian``, ``--format onxx``); else ""."""
+    found = re.search(r"invalid choice: '?(.*?)'? \(choose from (.*)\)$", message)
+    if not found:
+        return ""
+    choices = [c.strip().strip("'\"") for c in found[2].split(",")]
+    close = difflib.get_close_matches(found[1], choices, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,6 +166,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["help"]:  # `barenet help [COMMAND]`, as git and pip take it
+        argv = [*argv[1:2], "--help"]
     args, extra = parser.parse_known_args(argv)
     if extra:  # reported by the command's own parser, which knows its options
         commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
