@@ -192,6 +192,25 @@ def test_curves_share_one_epoch_axis_and_loss_is_not_clipped(tmp_path, monkeypat
     assert curves.best_epoch(curves.as_history(history)) == 3.0
 
 
+def test_curves_of_the_history_trainer_fit_returns(tmp_path):
+    """plot_curves(trainer.fit(...)), the Keras habit, on a regression (no accuracy): the
+    History object was refused ('cannot read a history from History')."""
+    from barenet import optim
+    from barenet.data import DataLoader
+    from barenet.train import Trainer
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 3)).astype(np.float32)
+    y = x @ np.array([[1.0], [-2.0], [0.5]], np.float32)
+    model = nn.Sequential(nn.Linear(3, 8, rng=0), nn.Tanh(), nn.Linear(8, 1, rng=1))
+    trainer = Trainer(model, nn.MSELoss(), optim.Adam(model.parameters(), lr=0.01), progress=False)
+    history = trainer.fit(DataLoader(x, y, batch_size=16), DataLoader(x, y, batch_size=64), 3)
+    h = curves.as_history(history)
+    np.testing.assert_array_equal(h["epoch"], [1, 2, 3])
+    np.testing.assert_array_equal(h["val_loss"], history["val_loss"])
+    check_png(curves.plot_curves(history, tmp_path / "c.png"), (1200, 800))
+
+
 # -- inference ----------------------------------------------------------------------------------
 def test_batched_outputs_match_one_pass(mlp_run, data_dir):
     cfg, model = load_run(mlp_run)
