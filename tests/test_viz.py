@@ -234,6 +234,25 @@ def test_conv_feature_maps_are_the_block_outputs(cnn_run, data_dir):
     assert maps[0][1].min() >= 0 and maps[1][1].shape[1] == 6
 
 
+def test_feature_maps_of_colour_images(tmp_path):
+    """A 3-channel CNN's maps beside its colour inputs (n, H, W, 3): the grey-only code
+    failed with 'too many values to unpack'; a wrong shape is one clear ValueError."""
+    from barenet.viz.conv import plot_feature_maps
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, rng=0), nn.ReLU(), nn.MaxPool2d(2))
+    rgb = np.zeros((2, 12, 16, 3), np.uint8)
+    rgb[0, :, :8, 0] = 255  # left half red
+    rgb[1, 6:, :, 2] = 200  # bottom half blue
+    x = (rgb.transpose(0, 3, 1, 2) / 255.0).astype(np.float32)
+    (path,) = plot_feature_maps(model, x, rgb, tmp_path)
+    png = check_png(path)
+    reds = (png[..., 0] > 0.9) & (png[..., 1] < 0.1) & (png[..., 2] < 0.1)
+    blues = (png[..., 2] > 0.9) & (png[..., 0] < 0.1) & (png[..., 1] < 0.1)
+    assert reds.sum() > 100 and blues.sum() > 100  # the inputs are drawn in their colours
+    with pytest.raises(ValueError, match="inputs for display"):
+        plot_feature_maps(model, x, rgb[..., :2], tmp_path)
+
+
 def test_run_made_elsewhere_without_history_or_metrics(tmp_path, data_dir):
     """A bare folder (config + weights only) of a model with no hidden layer still plots."""
     from barenet import checkpoint, fileio
