@@ -170,6 +170,28 @@ def test_float_and_tiny_arrays():
         to_dataset_image(np.zeros((4, 4, 2)))
 
 
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
+def test_dithered_1_bit_image_keeps_its_layout(dataset):
+    """A grey page saved as 1 bit (Pillow's default Floyd-Steinberg dithering): the paper's
+    dots were ink, so the crop was the whole page and the shape came out shrunk on a grey
+    frame (correlation 0.50 / 0.78 with the grey page's picture). Clean line art is untouched."""
+    from PIL import ImageDraw
+
+    page = Image.new("L", (300, 300), 225)
+    draw = ImageDraw.Draw(page)
+    draw.rectangle([90, 60, 210, 260], fill=90)
+    draw.ellipse([40, 40, 140, 140], fill=90)
+    ref = to_dataset_image(page, dataset).astype(np.float64)
+    dithered = to_dataset_image(page.convert("1"), dataset).astype(np.float64)
+    assert np.corrcoef(ref.ravel(), dithered.ravel())[0, 1] > 0.9
+    assert (dithered[ref == 0] > 20).mean() < 0.05  # the paper stays black (was 27% / 99%)
+    assert all(abs(a - b) <= 1 for a, b in zip(ink_box(dithered), ink_box(ref), strict=True))
+    line_art = page.convert("1", dither=Image.Dither.NONE)
+    np.testing.assert_array_equal(
+        to_dataset_image(line_art, dataset), to_dataset_image(line_art.convert("L"), dataset)
+    )
+
+
 def grey_page() -> np.ndarray:
     """stroke_image on grey paper (200) with dark grey ink (30), as a scan or photo is."""
     return np.where(stroke_image() < 128, 30, 200).astype(np.uint8)

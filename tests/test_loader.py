@@ -121,6 +121,28 @@ def test_subset():
         subset(y, 0.0, np.random.default_rng(0))
 
 
+def test_splits_of_regression_targets_are_random_not_empty():
+    """Continuous targets are every value its own class: per-class rounding gave an empty
+    validation set (and subset(0.5) every sample); they are pooled and split at random."""
+    y = np.random.default_rng(0).standard_normal(100)
+    train, val = train_val_split(y, 0.2, rng=0)
+    assert len(val) == 20 and len(train) == 80
+    assert len(subset(y, 0.5, rng=0)) == 50
+    col = y[:, None]  # (N, 1) targets, as MSELoss wants for a (N, 1) output
+    train2, val2 = train_val_split(col, 0.2, rng=0)
+    assert len(val2) == 20
+    np.testing.assert_array_equal(np.sort(np.concatenate([train2, val2])), np.arange(100))
+
+
+def test_singleton_classes_are_pooled_others_stay_stratified():
+    y = np.concatenate([np.repeat([0, 1], 50), np.arange(2, 52)])  # two classes + 50 ids
+    _, val = train_val_split(y, 0.1, rng=3)
+    assert np.bincount(y[val])[:2].tolist() == [5, 5]  # stratified as before
+    assert (y[val] >= 2).sum() == 5  # the 50 singletons: 10% of them, not none
+    with pytest.raises(ValueError, match="scalar"):
+        train_val_split(np.float64(1.0), 0.1, rng=0)
+
+
 # ---- DataLoader ----
 
 

@@ -69,8 +69,8 @@ def test_subset_that_leaves_no_training_sample_is_one_line_exit_2(tmp_path, caps
 
 
 def test_no_validation_samples_names_the_real_cause(tmp_path, capsys):
-    images, labels = blobs(20, 10)  # 2 per class: round(0.1 * 2) = 0 held out
-    data = write_mnist_layout(tmp_path / "data", images, labels, images[:10], labels[:10])
+    images, labels = blobs(4, 4)  # round(0.1 * 4) = 0 held out
+    data = write_mnist_layout(tmp_path / "data", images, labels, images, labels)
     run = tmp_path / "run"
     assert (
         run_cli(
@@ -136,3 +136,19 @@ def test_idx_files_without_images_are_one_line_exit_2(tmp_path, capsys, split):
     )  # fmt: skip
     assert_one_line_error(code, err, "no images")
     assert ("train-images" if split == "train" else "t10k-images") in err
+
+
+def test_a_bad_test_file_stops_the_run_before_training(tmp_path, capsys):
+    """Test images of another size were found only after the last epoch, leaving a trained
+    run folder with no metrics; the test files are now checked before the first epoch."""
+    images, labels = blobs(40, 10)
+    wide = np.zeros((10, 32, 32), np.uint8)
+    data = write_mnist_layout(tmp_path / "data", images, labels, wide, labels[:10])
+    code, _, err = run_cli(
+        capsys, "train", "--data-dir", data, "--set", "train.epochs=1",
+        "--out", tmp_path / "run", "--quiet",
+    )  # fmt: skip
+    assert_one_line_error(code, err, "t10k-images")
+    assert "(10, 32, 32)" in err
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+    assert not (tmp_path / "run" / "history.csv").exists()

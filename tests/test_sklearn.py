@@ -164,3 +164,37 @@ def test_divergence_names_the_estimators_learning_rate():
     message = str(info.value)
     assert message.endswith("; try a lower learning_rate_init") and "clip_grad_norm" not in message
     assert "became" in message
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        ({"learning_rate_init": -1}, "learning_rate_init"),
+        ({"learning_rate_init": 0}, "learning_rate_init"),
+        ({"alpha": -1e-4}, "alpha"),
+        ({"momentum": 1.5}, "momentum"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"activation": "softplus"}, "activation"),
+        ({"hidden_layer_sizes": (8, 0)}, "hidden_layer_sizes"),
+        ({"learning_rate_init": "0.1"}, "learning_rate_init"),
+    ],
+)
+def test_bad_parameters_are_named_as_the_estimator_names_them(params, name):
+    """They were reported by the config keys they become ('optim.lr: Input should be
+    greater than 0'), which a scikit-learn user never wrote."""
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    for est in (MLPClassifier(max_iter=1, **params), CNNClassifier(max_iter=1, **params)):
+        with pytest.raises(ValueError, match=f"^{name} ") as e:
+            est.fit(X, y)
+        assert "optim." not in str(e.value) and "model." not in str(e.value)
+
+
+def test_cnn_kernel_size_and_pool_must_be_ints():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    for params in ({"kernel_size": 3.7}, {"pool": -1}):
+        with pytest.raises(ValueError, match=next(iter(params))):
+            CNNClassifier(input_shape=(1, 8, 8), max_iter=1, **params).fit(X, y)

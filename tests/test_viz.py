@@ -192,6 +192,25 @@ def test_curves_share_one_epoch_axis_and_loss_is_not_clipped(tmp_path, monkeypat
     assert curves.best_epoch(curves.as_history(history)) == 3.0
 
 
+def test_curves_of_the_history_trainer_fit_returns(tmp_path):
+    """plot_curves(trainer.fit(...)), the Keras habit, on a regression (no accuracy): the
+    History object was refused ('cannot read a history from History')."""
+    from barenet import optim
+    from barenet.data import DataLoader
+    from barenet.train import Trainer
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 3)).astype(np.float32)
+    y = x @ np.array([[1.0], [-2.0], [0.5]], np.float32)
+    model = nn.Sequential(nn.Linear(3, 8, rng=0), nn.Tanh(), nn.Linear(8, 1, rng=1))
+    trainer = Trainer(model, nn.MSELoss(), optim.Adam(model.parameters(), lr=0.01), progress=False)
+    history = trainer.fit(DataLoader(x, y, batch_size=16), DataLoader(x, y, batch_size=64), 3)
+    h = curves.as_history(history)
+    np.testing.assert_array_equal(h["epoch"], [1, 2, 3])
+    np.testing.assert_array_equal(h["val_loss"], history["val_loss"])
+    check_png(curves.plot_curves(history, tmp_path / "c.png"), (1200, 800))
+
+
 # -- inference ----------------------------------------------------------------------------------
 def test_batched_outputs_match_one_pass(mlp_run, data_dir):
     cfg, model = load_run(mlp_run)
@@ -213,6 +232,25 @@ def test_conv_feature_maps_are_the_block_outputs(cnn_run, data_dir):
     h = model.layers[1].forward(model.layers[0].forward(x))
     np.testing.assert_allclose(maps[0][1], h, rtol=1e-6)
     assert maps[0][1].min() >= 0 and maps[1][1].shape[1] == 6
+
+
+def test_feature_maps_of_colour_images(tmp_path):
+    """A 3-channel CNN's maps beside its colour inputs (n, H, W, 3): the grey-only code
+    failed with 'too many values to unpack'; a wrong shape is one clear ValueError."""
+    from barenet.viz.conv import plot_feature_maps
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, rng=0), nn.ReLU(), nn.MaxPool2d(2))
+    rgb = np.zeros((2, 12, 16, 3), np.uint8)
+    rgb[0, :, :8, 0] = 255  # left half red
+    rgb[1, 6:, :, 2] = 200  # bottom half blue
+    x = (rgb.transpose(0, 3, 1, 2) / 255.0).astype(np.float32)
+    (path,) = plot_feature_maps(model, x, rgb, tmp_path)
+    png = check_png(path)
+    reds = (png[..., 0] > 0.9) & (png[..., 1] < 0.1) & (png[..., 2] < 0.1)
+    blues = (png[..., 2] > 0.9) & (png[..., 0] < 0.1) & (png[..., 1] < 0.1)
+    assert reds.sum() > 100 and blues.sum() > 100  # the inputs are drawn in their colours
+    with pytest.raises(ValueError, match="inputs for display"):
+        plot_feature_maps(model, x, rgb[..., :2], tmp_path)
 
 
 def test_run_made_elsewhere_without_history_or_metrics(tmp_path, data_dir):

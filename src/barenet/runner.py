@@ -86,11 +86,11 @@ def load_split(cfg: Config, split: str, data_dir: str | None = None) -> Split:
     validation samples the run held out of ``train`` (the same seeded split as in training)."""
     if split == "val":
         images, labels = _raw(cfg, "train", data_dir)
-        _, va = split_indices(cfg, labels)
+        tr, va = split_indices(cfg, labels)
         if not len(va):
             raise ConfigError(
                 f"this run has no validation samples (data.val_fraction "
-                f"{cfg.data.val_fraction:g} of each class rounds to none)"
+                f"{cfg.data.val_fraction:g} of its {len(tr):,} images rounds to none)"
             )
         return _split(cfg, images[va], labels[va])
     return _split(cfg, *_raw(cfg, split, data_dir))
@@ -229,6 +229,8 @@ def _train(
 ) -> dict[str, Any]:
     rngs = seeds(cfg)
     data = prepare_data(cfg, data_dir)
+    if evaluate_test:  # a bad test file stops the run now, not after the last epoch
+        _raw(cfg, "test", data_dir)  # decoded once: the evaluation reuses it
     threads.set_num_threads(cfg.train.threads)  # the weights' bits do not depend on it
     model = build_model(cfg.model, rngs["init"], cfg.train.dtype)
     steps_per_epoch = -(-len(data.train) // cfg.train.batch_size)

@@ -48,6 +48,18 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
+def _check_real(name: str, value: Any, low: float, high: float, low_ok: bool = True) -> None:
+    """scikit-learn's parameter check: a real number in [low, high) (or (low, high)), named
+    by the estimator's parameter, not the config key it becomes."""
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not (real and (low <= value if low_ok else low < value) and value < high):
+        interval = f"{'[' if low_ok else '('}{low:g}, {high:g})"
+        raise ValueError(f"{name} must be a real number in {interval}, got {value!r}")
+
+
+ACTIVATIONS = ("relu", "tanh", "logistic", "identity", "sigmoid", "leaky_relu")
+
+
 def _sizes(v: Any) -> list[int]:
     """Layer sizes from a tuple, list, NumPy array or a single int; None or empty: none."""
     return [] if v is None or np.size(v) == 0 else [int(h) for h in np.atleast_1d(v)]
@@ -121,6 +133,16 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
         if self.batch_size != "auto" and not (_is_int(self.batch_size) and self.batch_size >= 1):
             raise ValueError(
                 f"batch_size must be 'auto' or a positive int, got {self.batch_size!r}"
+            )
+        _check_real("learning_rate_init", self.learning_rate_init, 0.0, math.inf, low_ok=False)
+        _check_real("alpha", self.alpha, 0.0, math.inf)
+        _check_real("momentum", self.momentum, 0.0, 1.0)
+        _check_real("dropout", self.dropout, 0.0, 1.0)
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if any(h < 1 for h in _sizes(self.hidden_layer_sizes)):
+            raise ValueError(
+                f"hidden_layer_sizes must be positive, got {self.hidden_layer_sizes!r}"
             )
         cfg = validate(
             {
@@ -290,15 +312,17 @@ class CNNClassifier(_NetClassifier):
 
     def _model_config(self, n_features: int, n_classes: int) -> dict[str, Any]:
         c, h, w = self.input_shape_ = self._image_shape(n_features)
-        k = int(self.kernel_size)
-        if k < 1 or k % 2 == 0:
+        k = self.kernel_size
+        if not _is_int(k) or k < 1 or k % 2 == 0:
             raise ValueError(f"kernel_size must be a positive odd int, got {self.kernel_size!r}")
-        if not _is_int(self.pool):
-            raise ValueError(f"pool must be an int, got {self.pool!r}")
+        if not _is_int(self.pool) or self.pool < 0:
+            raise ValueError(f"pool must be an int >= 0 (0 or 1: none), got {self.pool!r}")
         blocks = []
         for ch in _sizes(self.channels):
             pool = int(self.pool) if min(h, w) >= self.pool else 1
-            blocks.append({"channels": int(ch), "kernel": k, "padding": k // 2, "pool": pool})
+            blocks.append(
+                {"channels": int(ch), "kernel": int(k), "padding": int(k) // 2, "pool": pool}
+            )
             if pool > 1:
                 h, w = h // pool, w // pool
         hidden = _sizes(self.hidden_layer_sizes)

@@ -5,7 +5,8 @@ Python API. Steps, for any PNG/JPEG/BMP/GIF (first frame), size, grey or colour,
 
 1. **Grey.** EXIF rotation applied; 16-bit greys scaled from 0-65535 (Pillow's own
    conversion clips them at 255); transparent pixels are composited onto a background that
-   contrasts with the opaque ones (ink drawn on a transparent canvas stays visible).
+   contrasts with the opaque ones (ink drawn on a transparent canvas stays visible); a
+   dithered 1-bit image's dots are averaged back to greys.
 2. **Polarity.** Both datasets are light ink on a black background. The paper level ``bg``
    is the median of a border frame; if it is light, the image is inverted. Then
    ``ink = clip(|g - bg|, 0) / max`` so grey paper becomes 0 and the darkest stroke 1;
@@ -31,7 +32,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from ..errors import FileError
 from ..fileio import read_bytes
@@ -49,6 +50,12 @@ FORMATS = ("PNG", "JPEG", "BMP", "GIF")
 # JPEG ringing and paper texture out of the box.
 INK_THRESHOLD = 0.15
 MNIST_BOX = 20  # longest side of the digit in MNIST
+# A 1-bit image whose pixels change colour this often along rows or columns is a dithered
+# (halftone) picture: its dots are averaged over (longest side) // DITHER_SPAN px, about an
+# output pixel, before the paper is found (else the paper's dots are ink). Line art changes
+# at its edges only (~1% of pixels) and is left as it is.
+DITHERED_CHANGES = 0.1
+DITHER_SPAN = 28
 MNIST_CENTRE = (14.0, 14.0)  # mean centre of mass of MNIST's training digits (row, col)
 
 ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray
@@ -149,6 +156,19 @@ def _deep_grey(img: Image.Image) -> np.ndarray:
     return np.clip(g, 0.0, 1.0, out=g)
 
 
+def _undithered(img: Image.Image) -> Image.Image:
+    """A 1-bit image (as mode L): a dithered one's dots box-averaged (DITHERED_CHANGES)."""
+    dark = np.asarray(img) < 128
+    changes = max(
+        float(np.mean(dark[:, 1:] != dark[:, :-1])) if dark.shape[1] > 1 else 0.0,
+        float(np.mean(dark[1:] != dark[:-1])) if dark.shape[0] > 1 else 0.0,
+    )
+    radius = max(img.size) // DITHER_SPAN
+    if changes < DITHERED_CHANGES or radius < 1:
+        return img
+    return img.filter(ImageFilter.BoxBlur(radius))
+
+
 def _grey(img: Image.Image) -> np.ndarray:
     """(H, W) float32 luminance in [0, 1], transparency composited onto a contrasting
     background."""
@@ -157,9 +177,11 @@ def _grey(img: Image.Image) -> np.ndarray:
     if img.mode in ("La", "RGBa"):  # premultiplied alpha: Pillow converts La only to LA
         img = img.convert(img.mode.upper())
     has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
+    bits = img.mode == "1"
     img = _reduced(img, "RGBA" if has_alpha else "L")
     if not has_alpha:
-        return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+        img = _undithered(img.convert("L")) if bits else img.convert("L")
+        return np.asarray(img, dtype=np.float32) / 255.0
     rgba = img.convert("RGBA")
     lum = np.asarray(rgba.convert("L"), dtype=np.float32) / 255.0
     alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0

@@ -80,12 +80,26 @@ def _check_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
 
 
 def _stratified_mask(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """Boolean mask picking round(fraction * n_c) random samples of each class c."""
+    """Boolean mask picking round(fraction * n_c) random samples of each class c.
+
+    A class too small for that (it would give none or all of its samples) joins one pool
+    with the other such classes, split as one class: regression targets (every value its
+    own class) then get a plain random split instead of none at all. Rows of an (N, ...)
+    target are the classes.
+    """
     labels = np.asarray(labels)
-    if labels.ndim != 1:
-        raise ValueError(f"labels must be 1-D, got shape {labels.shape}")
-    _, inv, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    if labels.ndim == 0:
+        raise ValueError("labels must be an array with one entry per sample, got a scalar")
+    keys = labels.reshape(len(labels), -1) if labels.ndim > 1 else labels
+    axis = 0 if keys.ndim > 1 else None
+    _, inv, counts = np.unique(keys, return_inverse=True, return_counts=True, axis=axis)
+    inv = inv.reshape(-1)
     take = np.floor(fraction * counts + 0.5).astype(np.int64)
+    small = (take == 0) | (take == counts)
+    if small.any():  # one more class: the pool (its members' own counts become 0)
+        inv = np.where(small[inv], len(counts), inv)
+        counts = np.append(np.where(small, 0, counts), counts[small].sum())
+        take = np.floor(fraction * counts + 0.5).astype(np.int64)
     # Random order, then a stable sort by class: within each class the order stays random.
     perm = rng.permutation(len(labels))
     order = perm[np.argsort(inv[perm], kind="stable")]
@@ -102,7 +116,8 @@ def train_val_split(
     val_fraction: float = 0.1,
     rng: np.random.Generator | int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded stratified split: ``round(val_fraction * n_c)`` samples of each class to val.
+    """Seeded stratified split: ``round(val_fraction * n_c)`` samples of each class to val
+    (classes too small for that are pooled; continuous targets: a random split).
 
     ``rng`` is required (Generator or int seed). Returns ``(train_idx, val_idx)``, int64,
     each SORTED ascending (shuffling is the loader's job); together they partition
@@ -119,7 +134,8 @@ def subset(
     fraction: float,
     rng: np.random.Generator | int | None = None,
 ) -> np.ndarray:
-    """Seeded stratified subset: ``round(fraction * n_c)`` samples of each class.
+    """Seeded stratified subset: ``round(fraction * n_c)`` samples of each class (classes
+    too small for that are pooled, as in ``train_val_split``).
 
     ``rng`` is required. Returns sorted int64 indices; ``fraction`` 1.0 gives every index.
     """

@@ -63,6 +63,23 @@ def plot_kernels(model: nn.Module, out_dir: str | Path, prefix: str = "kernels")
     return paths
 
 
+def _display_images(images: np.ndarray, n: int, cmap: str) -> np.ndarray:
+    """(n, H, W) grey through ``cmap``, or (n, H, W, 3|4) colour (alpha dropped), as RGBA
+    (n, H, W, 4) in [0, 1]; each image scaled to its own range."""
+    colour = images.ndim == 4 and images.shape[3] in (3, 4)
+    if not (images.ndim == 3 or colour) or len(images) != n:
+        raise ValueError(
+            f"images must be the {n} inputs for display, (n, H, W) grey or (n, H, W, 3|4) "
+            f"colour, got shape {images.shape}"
+        )
+    if not colour:
+        return colorize(images, cmap)
+    rgb = images[..., :3].astype(np.float64)
+    lo = rgb.min(axis=(1, 2, 3), keepdims=True)
+    span = np.maximum(rgb.max(axis=(1, 2, 3), keepdims=True) - lo, 1e-12)
+    return np.concatenate([(rgb - lo) / span, np.ones_like(rgb[..., :1])], axis=3)
+
+
 @closes_on_error
 def plot_feature_maps(
     model: nn.Module,
@@ -76,19 +93,20 @@ def plot_feature_maps(
 ) -> list[Path]:
     """One PNG per conv layer: for each input (row) the image and its first ``max_channels``
     maps after the block's activation. ``x`` is the model input (n, C, H, W) of a few images,
-    ``images`` the same images for display (n, H, W). Each map is scaled to its own range
-    (channels differ a lot in scale), brighter = stronger activation."""
+    ``images`` the same images for display: (n, H, W) grey (drawn through ``cmap``) or
+    (n, H, W, 3|4) colour. Each map is scaled to its own range (channels differ a lot in
+    scale), brighter = stronger activation."""
     out = Path(out_dir)
+    n = len(x)
+    inputs = _display_images(np.asarray(images), n, cmap)
+    h, w = inputs.shape[1:3]
     maps = conv_feature_maps(model, x)
     paths = []
-    n = len(x)
     for k, (name, m) in enumerate(maps, start=1):
         ch = min(m.shape[1], max_channels)
         hm, wm = m.shape[2:]
         # Maps are enlarged (nearest neighbour, blocky but faithful) to the input's size.
-        h, w = images.shape[1:]
         ys, xs = (np.arange(h) * hm // h)[:, None], (np.arange(w) * wm // w)[None, :]
-        inputs = colorize(images, cmap)
         fmaps = colorize(m[:, :ch, ys, xs].reshape(n * ch, h, w), "magma").reshape(n, ch, h, w, 4)
         cells = np.concatenate([inputs[:, None], fmaps], axis=1).reshape(n * (ch + 1), h, w, 4)
         titles = []

@@ -37,7 +37,8 @@ __all__ = [
 
 
 def as_history(obj: Any) -> History:
-    """Normalise a DataFrame, dict of sequences, list of row dicts, or path into a History.
+    """Normalise a DataFrame, dict of sequences, list of row dicts, path, or the ``History``
+    that ``Trainer.fit`` returns into a History.
 
     Without an ``epoch`` column, epochs are numbered 1..E.
     """
@@ -45,6 +46,8 @@ def as_history(obj: Any) -> History:
         h = read_history(obj)
     elif hasattr(obj, "columns") and hasattr(obj, "to_dict"):  # pandas, without importing it
         h = {str(c): np.asarray(obj[c], dtype=np.float64) for c in obj.columns}
+    elif isinstance(getattr(obj, "epochs", None), list):  # barenet.train.History: its rows
+        h = history_from_rows(obj.epochs)
     elif isinstance(obj, Mapping):
         h = {
             str(k): np.array([to_float(v) for v in np.ravel(np.asarray(vals, dtype=object))])
