@@ -41,6 +41,14 @@ def test_version(capsys):
     assert capsys.readouterr().out.strip() == f"barenet {barenet.__version__}"
 
 
+def test_python_m_barenet_is_the_command():
+    # `python -m barenet train` said "No module named barenet.__main__"
+    r = subprocess.run(
+        [sys.executable, "-m", "barenet", "--version"], capture_output=True, text=True
+    )
+    assert r.returncode == 0 and r.stdout.strip() == f"barenet {barenet.__version__}"
+
+
 def test_help_starts_with_the_usage_and_description():
     out = subprocess.run(
         [sys.executable, "-m", "barenet.cli", "--help"], capture_output=True, text=True
