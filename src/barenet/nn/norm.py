@@ -23,6 +23,7 @@ class _BatchNorm(Module):
     """
 
     ndims: tuple[int, ...] = ()
+    _optional_buffers = ("num_batches_tracked",)  # as torch's: old checkpoints lack it
 
     def __init__(
         self,
