@@ -249,3 +249,14 @@ def test_dataset_attribute_like_torch() -> None:
     xs, ys = loader.dataset[3]
     np.testing.assert_array_equal(xs, [6.0, 7.0])
     assert ys == 3
+
+
+def test_python_lists_batch_as_arrays_shuffled_or_not() -> None:
+    x, y = np.arange(20.0).reshape(10, 2), np.arange(10)
+    for shuffle in (False, True):
+        ours = list(DataLoader(x.tolist(), y.tolist(), batch_size=4, shuffle=shuffle, rng=3))
+        ref = list(DataLoader(x, y, batch_size=4, shuffle=shuffle, rng=3))
+        for (xb, yb), (xr, yr) in zip(ours, ref, strict=True):
+            assert isinstance(xb, np.ndarray) and isinstance(yb, np.ndarray)
+            np.testing.assert_array_equal(xb, xr)
+            np.testing.assert_array_equal(yb, yr)

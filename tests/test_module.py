@@ -60,13 +60,13 @@ def test_state_dict_names_nested_sequential() -> None:
 def test_named_attributes_and_buffers() -> None:
     m = WithBuffers()
     state = m.state_dict()
-    assert list(state) == [
+    assert list(state) == [  # torch's order: module by module, own buffers after own params
+        "running_mean",
+        "count",
         "features.0.weight",
         "features.0.bias",
         "head.weight",
         "head.bias",
-        "running_mean",
-        "count",
     ]
     assert len(m.parameters()) == 4  # buffers are not parameters
     assert dict(m.named_buffers())["count"].dtype == np.int64
@@ -450,7 +450,7 @@ def test_load_state_dict_strict_false_returns_the_keys_it_skipped() -> None:
     with pytest.raises(ValueError, match="missing.*2.bias.*unexpected.*extra.weight"):
         model.load_state_dict(state)
     result = model.load_state_dict(state, strict=False)
-    assert result.missing_keys == ["2.bias", "2.weight"]
+    assert result.missing_keys == ["2.weight", "2.bias"]  # model order, as torch
     assert result.unexpected_keys == ["extra.weight"]
     np.testing.assert_array_equal(model[0].weight.data, source[0].weight.data)
     assert model.load_state_dict(model.state_dict()) == ([], [])

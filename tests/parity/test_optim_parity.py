@@ -101,6 +101,16 @@ CASES = [
     (AdamW, torch.optim.AdamW, {"lr": 0.01, "weight_decay": 0.1}),
     (Adadelta, torch.optim.Adadelta, {}),
     (Adadelta, torch.optim.Adadelta, {"lr": 0.5, "rho": 0.8, "eps": 1e-4, "weight_decay": 0.1}),
+    # torch's keyword-only options: gradient ascent, Adam's decoupled decay, kernel choices
+    (SGD, torch.optim.SGD, {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.1, "maximize": True}),
+    (SGD, torch.optim.SGD, {"lr": 0.1, "maximize": True, "foreach": False}),
+    (Adam, torch.optim.Adam, {"lr": 0.01, "weight_decay": 0.1, "maximize": True}),
+    (Adam, torch.optim.Adam, {"lr": 0.01, "maximize": True, "amsgrad": True, "fused": True}),
+    (Adam, torch.optim.Adam, {"lr": 0.01, "weight_decay": 0.2, "decoupled_weight_decay": True}),
+    (AdamW, torch.optim.AdamW, {"lr": 0.02, "weight_decay": 0.3, "maximize": True}),
+    (RMSprop, torch.optim.RMSprop, {"lr": 0.01, "weight_decay": 0.1, "maximize": True}),
+    (RMSprop, torch.optim.RMSprop, {"centered": True, "momentum": 0.5, "maximize": True}),
+    (Adadelta, torch.optim.Adadelta, {"weight_decay": 0.1, "maximize": True, "foreach": True}),
 ]
 
 
@@ -233,14 +243,24 @@ def test_clip_grad_norm_matches_torch(norm_type: float, max_norm: float) -> None
 
 @pytest.mark.parametrize("ours", [SGD, Adam, AdamW, RMSprop, Adadelta], ids=lambda c: c.__name__)
 def test_signature_matches_torch(ours: type) -> None:
-    """Positional order and defaults as torch's: SGD(params, 0.1, 0.9, 0, 1e-4) written for
-    torch means the same here (torch's keyword-only extras such as foreach are not ours)."""
+    """Every argument torch's has, in its order, kind and default: SGD(params, 0.1, 0.9, 0,
+    1e-4) written for torch means the same here, and so does every keyword."""
     import inspect
 
     theirs = inspect.signature(getattr(torch.optim, ours.__name__)).parameters
     mine = inspect.signature(ours).parameters
-    positional = [n for n, p in theirs.items() if p.kind is p.POSITIONAL_OR_KEYWORD]
-    assert list(mine) == positional[: len(mine)], (list(mine), list(theirs))
+    assert list(mine) == list(theirs), (list(mine), list(theirs))
     for name in list(mine)[1:]:
+        assert mine[name].kind == theirs[name].kind, name
         expect = theirs[name].default
         assert mine[name].default == expect, (name, mine[name].default, expect)
+
+
+@pytest.mark.parametrize("ours", [Adam, AdamW, RMSprop, Adadelta], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("option", ["capturable", "differentiable"])
+def test_options_without_meaning_here_are_refused(ours: type, option: str) -> None:
+    """torch's CUDA-graph and autograd-through-the-step options: a TypeError saying so,
+    never an update that silently differs (torch itself refuses capturable on the CPU)."""
+    with pytest.raises(TypeError, match=option):
+        ours([Parameter(np.zeros(2))], **{option: True})
+    ours([Parameter(np.zeros(2))], **{option: False})  # torch's default is accepted

@@ -18,6 +18,8 @@ from torch.optim import lr_scheduler as tsched
 from barenet.nn.module import Parameter
 from barenet.optim import (
     SGD,
+    Adadelta,
+    Adam,
     ConstantLR,
     CosineAnnealingLR,
     CyclicLR,
@@ -252,3 +254,105 @@ def test_two_schedules_on_one_optimizer_multiply_as_in_torch() -> None:
         ours.append([g["lr"] for g in opt.param_groups])
         theirs.append([float(g["lr"]) for g in topt.param_groups])
     assert_lrs_equal(ours, theirs)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"mode": "triangular2", "step_size_down": 3, "base_momentum": 0.5, "max_momentum": 0.95},
+        {"mode": "exp_range", "gamma": 0.97},
+        {"scale_fn": lambda c: 0.7 ** (c - 1)},
+        {"scale_fn": lambda k: 1 / (1 + 0.05 * k), "scale_mode": "iterations"},
+    ],
+    ids=["defaults", "tri2", "exp", "scale_fn-cycle", "scale_fn-iterations"],
+)
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+def test_cyclic_with_torch_defaults_cycles_momentum(kw: dict, opt: str) -> None:
+    """torch's CyclicLR cycles momentum by default (SGD's momentum, Adam's beta1), in
+    antiphase with the lr; custom scale functions in both scale modes."""
+    p, tp = Parameter(np.zeros(3)), torch.zeros(3, requires_grad=True)
+    if opt == "sgd":
+        ours_opt, torch_opt = SGD([p], lr=0.1, momentum=0.9), torch.optim.SGD([tp], 0.1, 0.9)
+    else:
+        ours_opt, torch_opt = Adam([p], lr=0.1), torch.optim.Adam([tp], lr=0.1)
+    ours = CyclicLR(ours_opt, [0.01], 0.1, 4, **kw)
+    theirs = tsched.CyclicLR(torch_opt, [0.01], 0.1, 4, **kw)
+    key = "momentum" if opt == "sgd" else "betas"
+    for _ in range(30):
+        assert ours_opt.param_groups[0]["lr"] == pytest.approx(theirs.get_last_lr()[0], rel=1e-12)
+        np.testing.assert_allclose(
+            ours_opt.param_groups[0][key], torch_opt.param_groups[0][key], rtol=1e-12
+        )
+        torch_opt.step()
+        ours.step()
+        theirs.step()
+
+
+def test_cyclic_momentum_needs_an_optimizer_with_momentum() -> None:
+    with pytest.raises(ValueError, match="cycle_momentum=False"):
+        CyclicLR(Adadelta([Parameter(np.zeros(1))]), 0.01, 0.1)
+    CyclicLR(Adadelta([Parameter(np.zeros(1))]), 0.01, 0.1, cycle_momentum=False)
+
+
+RESUMABLE = {
+    "step": (StepLR, tsched.StepLR, (3, 0.5)),
+    "multistep": (MultiStepLR, tsched.MultiStepLR, ([4, 6, 9], 0.5)),
+    "exponential": (ExponentialLR, tsched.ExponentialLR, (0.9,)),
+    "cosine": (CosineAnnealingLR, tsched.CosineAnnealingLR, (10, 0.01)),
+    "constant": (ConstantLR, tsched.ConstantLR, (0.5, 6)),
+}
+
+
+@pytest.mark.parametrize("name", list(RESUMABLE))
+@pytest.mark.parametrize("last_epoch", [0, 4, 7])
+def test_last_epoch_resumes_as_torch(name: str, last_epoch: int) -> None:
+    """``Schedule(opt, ..., last_epoch=e)`` on an optimizer that holds ``initial_lr`` and the
+    lr reached after e + 1 steps continues as torch's (last_epoch, then the lrs)."""
+    ours_cls, torch_cls, args = RESUMABLE[name]
+    reference = torch_lrs(lambda o: torch_cls(o, *args), steps=20)
+    opt, topt = ours_optimizer(), torch_optimizer()
+    resumed = reference[last_epoch + 1]
+    for g, tg, lr0, lr in zip(opt.param_groups, topt.param_groups, LRS, resumed, strict=True):
+        g["initial_lr"] = tg["initial_lr"] = lr0
+        g["lr"] = tg["lr"] = lr
+    ours, theirs = ours_cls(opt, *args, last_epoch), torch_cls(topt, *args, last_epoch)
+    for _ in range(8):
+        assert ours.last_epoch == theirs.last_epoch
+        assert_lrs_equal([[g["lr"] for g in opt.param_groups]], [theirs.get_last_lr()])
+        topt.step()
+        ours.step()
+        theirs.step()
+
+
+def test_last_epoch_needs_initial_lr_as_torch() -> None:
+    with pytest.raises(KeyError, match="initial_lr"):
+        StepLR(ours_optimizer(), 3, last_epoch=2)
+    with pytest.raises(KeyError, match="initial_lr"):
+        tsched.StepLR(torch_optimizer(), 3, last_epoch=2)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "StepLR",
+        "MultiStepLR",
+        "ExponentialLR",
+        "CosineAnnealingLR",
+        "CyclicLR",
+        "ConstantLR",
+        "ReduceLROnPlateau",
+    ],
+)
+def test_schedule_signature_matches_torch(name: str) -> None:
+    """torch's arguments in torch's order with torch's defaults (barenet's warm-up keywords
+    come after them)."""
+    import inspect
+
+    import barenet.optim as bo
+
+    theirs = inspect.signature(getattr(tsched, name)).parameters
+    mine = inspect.signature(getattr(bo, name)).parameters
+    assert list(mine)[: len(theirs)] == list(theirs)
+    for arg in list(theirs)[1:]:
+        assert mine[arg].default == theirs[arg].default, arg

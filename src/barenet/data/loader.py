@@ -59,6 +59,10 @@ class DataLoader:
             x, y = x.x, x.y
         if y is None:
             raise ValueError("y is required")
+        # Python lists (torch's DataLoader batches them too): arrays, so batches can be
+        # gathered by index and reach the model and loss as arrays.
+        x = x if isinstance(x, np.ndarray) else np.asarray(x)
+        y = y if isinstance(y, np.ndarray) else np.asarray(y)
         if len(x) != len(y):
             raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
         if int(batch_size) < 1:

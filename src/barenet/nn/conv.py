@@ -34,6 +34,17 @@ def pair(v: IntPair, name: str = "value") -> tuple[int, int]:
     return int(t[0]), int(t[1])
 
 
+def refuse_options(layer: Module, **used: bool) -> None:
+    """TypeError for a torch option ``layer`` does not implement that was given a value
+    other than torch's default (``used[name]`` True), rather than silently ignoring it."""
+    for name, value in used.items():
+        if value:
+            raise TypeError(
+                f"{type(layer).__name__}: torch's {name} is not implemented in barenet; "
+                "only its default is accepted"
+            )
+
+
 class Conv2d(Module):
     """Cross-correlation y[n,o] = b[o] + sum_{c,i,j} W[o,c,i,j] x_pad[n, c, s*oh + d*i, s*ow + d*j].
 
@@ -83,8 +94,12 @@ class Conv2d(Module):
         init: str = "default",
         rng: np.random.Generator | int | None = None,
         dtype: np.dtype | type = DEFAULT_DTYPE,
+        *,
+        groups: int = 1,
+        padding_mode: str = "zeros",
     ) -> None:
         super().__init__()
+        refuse_options(self, groups=groups != 1, padding_mode=padding_mode != "zeros")
         rng = as_rng(rng)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = pair(kernel_size, "kernel_size")

@@ -23,8 +23,8 @@ class Dropout(Module):
     ) -> None:
         super().__init__()
         self.inplace = inplace
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1], got {p}")
         self.p = p
         self.rng = as_rng(rng)
         self._mask: np.ndarray | None = None
@@ -37,10 +37,11 @@ class Dropout(Module):
             self._mask = None
             return x
         keep = self.rng.random(self._mask_shape(x), dtype=np.float32) >= self.p
+        scale = 1.0 / (1.0 - self.p) if self.p < 1.0 else 0.0  # p = 1: all zero, as torch
         # The mask is stored in x's memory layout (see layout.py): for a conv feature map
         # held as (C, H, W, N), a C-ordered (N, C, 1, 1) mask makes x * mask 4-5x slower.
         self._mask = empty_in_order(keep.shape, memory_order(x), x.dtype)
-        np.multiply(keep, x.dtype.type(1.0 / (1.0 - self.p)), out=self._mask)
+        np.multiply(keep, x.dtype.type(scale), out=self._mask)
         return x * self._mask
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:

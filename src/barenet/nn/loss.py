@@ -128,7 +128,8 @@ class CrossEntropyLoss(Loss):
             per = per + (eps / c) * keep * -(logp @ w.astype(logp.dtype))
         self._cache = (logp, safe, (w, keep, wy, wy.sum()))
         if self.reduction == "mean":
-            return LossValue(per.sum() / wy.sum())
+            with np.errstate(invalid="ignore", divide="ignore"):  # torch: nan, no warning
+                return LossValue(per.sum() / wy.sum())
         return self._reduce(per.astype(logp.dtype) if self.reduction == "none" else per)
 
     def backward(self, grad: np.ndarray | None = None) -> np.ndarray:
@@ -153,8 +154,9 @@ class CrossEntropyLoss(Loss):
         g[np.arange(n), labels] -= (1 - eps) * wy
         if eps:
             g += (eps / c) * keep[:, None] * (w.sum() * p - w)
-        if self.reduction == "mean":
-            g /= total
+        if self.reduction == "mean" and keep.any():  # all ignored: zero gradient, as torch
+            with np.errstate(invalid="ignore", divide="ignore"):  # zero total weight: nan
+                g /= total
         elif not np.isscalar(scale):
             g *= scale[:, None]
         return g.astype(logp.dtype)
@@ -184,17 +186,22 @@ class NLLLoss(Loss):
         if ignored is not None:
             wy = wy * ~ignored
         per = -wy * logp[np.arange(n), safe]
-        self._cache = (logp.shape, logp.dtype, safe, wy)
+        self._cache = (logp.shape, logp.dtype, safe, wy, ignored)
         if self.reduction == "mean":
-            return LossValue(per.sum() / wy.sum())
+            with np.errstate(invalid="ignore", divide="ignore"):  # torch: nan, no warning
+                return LossValue(per.sum() / wy.sum())
         return self._reduce(per.astype(logp.dtype) if self.reduction == "none" else per)
 
     def backward(self, grad: np.ndarray | None = None) -> np.ndarray:
         """dL/d(logp), (N, C); ``grad`` (N,) only with ``reduction="none"``."""
-        shape, dtype, safe, wy = self._cache
+        shape, dtype, safe, wy, ignored = self._cache
         n = shape[0]
-        scale = wy.sum() if self.reduction == "mean" else 1.0
-        per = -wy / scale * self._scale(grad, n, (n,)) if self.reduction == "none" else -wy / scale
+        everything_ignored = ignored is not None and ignored.all()  # torch: zero gradient
+        scale = wy.sum() if self.reduction == "mean" and not everything_ignored else 1.0
+        with np.errstate(invalid="ignore", divide="ignore"):  # zero total weight: nan, as torch
+            per = -wy / scale
+        if self.reduction == "none":
+            per = per * self._scale(grad, n, (n,))
         out = np.zeros(shape, dtype=np.float64)
         out[np.arange(n), safe] = per
         return out.astype(dtype)
@@ -241,9 +248,13 @@ def _check_labels(
         labels = labels.astype(labels.dtype.newbyteorder("="))
     outside = labels.view(f"u{labels.itemsize}") >= c
     ignored = None
+    ii = loss.ignore_index
+    # torch ignores ignore_index also when it is a class (e.g. 0 for a background class).
+    if 0 <= ii < c or (outside.any() and labels.dtype.kind == "i"):
+        ignored = labels == ii
+        if not ignored.any():
+            ignored = None
     if outside.any():
-        if labels.dtype.kind == "i":
-            ignored = labels == loss.ignore_index
         bad = labels[outside if ignored is None else outside & ~ignored]
         if bad.size:
             raise ValueError(f"{name}: labels must lie in [0, {c}), got {bad[0]}")

@@ -127,6 +127,24 @@ class Parameter:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
 
 
+class Parameters(list):
+    """What ``Module.parameters()`` returns: a list (``len``, indexing, truth value) that
+    ``next()`` also walks, item by item, as the generator torch returns."""
+
+    _next = 0
+
+    def __next__(self) -> Parameter:
+        if self._next >= len(self):
+            raise StopIteration
+        self._next += 1
+        return self[self._next - 1]
+
+
+class StateDictError(ValueError, RuntimeError):
+    """A state dict that does not fit the model: a ValueError, and the RuntimeError
+    torch's ``load_state_dict`` raises (``except RuntimeError`` code catches it)."""
+
+
 class Module:
     """Base class. Sub-modules and parameters are found by walking attributes.
 
@@ -165,6 +183,10 @@ class Module:
         if "_buffers" not in self.__dict__:
             self._buffers = {}
         self._buffers[name] = value
+
+    # Buffers that a state dict may lack (kept as they are, not reported missing): torch's
+    # BatchNorm num_batches_tracked, absent from old checkpoints.
+    _optional_buffers: tuple[str, ...] = ()
 
     # The list attribute whose items are named by position alone ("0.weight"): a
     # Sequential's ``layers``, a ModuleList's items. Other lists of modules are named
@@ -209,25 +231,35 @@ class Module:
             yield m
 
     def named_parameters(
-        self, prefix: str = "", remove_duplicate: bool = True
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
     ) -> Iterator[tuple[str, Parameter]]:
         """Every Parameter once: a tied (shared) one under its first name, so optimizers
         update it once with its summed gradient, as in PyTorch. ``remove_duplicate=False``
-        lists it under every name."""
+        lists it under every name; ``recurse=False`` only this module's own."""
         seen: set[int] = set()
-        for mod_name, mod in self.named_modules(prefix, remove_duplicate):
+        mods = self.named_modules(prefix, remove_duplicate) if recurse else [(prefix, self)]
+        for mod_name, mod in mods:
             for name, value in vars(mod).items():
                 if isinstance(value, Parameter) and not (remove_duplicate and id(value) in seen):
                     seen.add(id(value))
                     yield (f"{mod_name}.{name}" if mod_name else name), value
 
-    def parameters(self) -> list[Parameter]:
-        return [p for _, p in self.named_parameters()]
+    def parameters(self, recurse: bool = True) -> Parameters:
+        """The parameters of ``named_parameters``: a list that ``next()`` also reads, as
+        torch's generator (``next(model.parameters()).dtype``)."""
+        return Parameters(p for _, p in self.named_parameters(recurse=recurse))
 
-    def named_buffers(self, remove_duplicate: bool = True) -> Iterator[tuple[str, np.ndarray]]:
-        for mod_name, mod in self.named_modules(remove_duplicate=remove_duplicate):
+    def named_buffers(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, np.ndarray]]:
+        mods = self.named_modules(prefix, remove_duplicate) if recurse else [(prefix, self)]
+        for mod_name, mod in mods:
             for name, value in mod.__dict__.get("_buffers", {}).items():
                 yield (f"{mod_name}.{name}" if mod_name else name), value
+
+    def buffers(self, recurse: bool = True) -> Iterator[np.ndarray]:
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
 
     def num_parameters(self) -> int:
         return int(sum(p.data.size for p in self.parameters()))
@@ -262,46 +294,67 @@ class Module:
 
     # -- state ---------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Dotted name -> array (a copy): parameters, then buffers."""
-        state = {name: p.data.copy() for name, p in self.named_parameters()}
-        state.update({name: np.array(b, copy=True) for name, b in self.named_buffers()})
+        """Dotted name -> array (a copy), in torch's order: module by module, each one's
+        parameters then its buffers. A tied parameter appears under its first name only."""
+        first = {id(p): name for name, p in self.named_parameters()}
+        state = {}
+        for mod_name, mod in self.named_modules():
+            for name, p in mod.named_parameters(mod_name, recurse=False):
+                if first.get(id(p)) == name:
+                    state[name] = p.data.copy()
+            for name, b in mod.named_buffers(mod_name, recurse=False):
+                state[name] = np.array(b, copy=True)
         return state
 
     def load_state_dict(
         self, state: dict[str, np.ndarray], strict: bool = True
     ) -> IncompatibleKeys:
-        """Copy arrays in after checking every name, shape and dtype kind (ValueError naming
-        the mismatch). As in PyTorch: ``strict=False`` loads the names both sides have and
-        returns the others as ``(missing_keys, unexpected_keys)``; shapes must match either
-        way; float64 values load into a float32 model (cast). Unlike a bare cast, floats
-        never load into integer buffers, nor non-numbers anywhere."""
+        """Copy arrays in after checking every name, shape and dtype kind (``StateDictError``,
+        a ValueError and torch's RuntimeError, naming every mismatch). As in PyTorch:
+        ``strict=False`` loads the names both sides have and returns the others as
+        ``(missing_keys, unexpected_keys)`` (model order, state-dict order); shapes must
+        match either way; float64 values load into a float32 model (cast). Unlike a bare
+        cast, floats never load into integer buffers, nor non-numbers anywhere."""
         # Every name of every array: a tied parameter (or shared module) has several, as
         # in PyTorch's state dicts; barenet's own state dicts list the first one only.
-        names: dict[str, np.ndarray] = {n: p.data for n, p in self.named_parameters("", False)}
-        names.update(self.named_buffers(remove_duplicate=False))
+        names: dict[str, np.ndarray] = {}  # in state_dict order (torch lists keys so)
+        optional: set[str] = set()
+        for mod_name, mod in self.named_modules(remove_duplicate=False):
+            names.update((n, p.data) for n, p in mod.named_parameters(mod_name, recurse=False))
+            names.update(mod.named_buffers(mod_name, recurse=False))
+            optional.update(f"{mod_name}.{b}" if mod_name else b for b in mod._optional_buffers)
         aliases: dict[int, list[str]] = {}  # array -> its names, the state_dict name first
         for name, arr in names.items():
             aliases.setdefault(id(arr), []).append(name)
-        missing = sorted(ns[0] for ns in aliases.values() if not any(n in state for n in ns))
-        unexpected = sorted(set(state) - set(names))
+        missing = [
+            ns[0]
+            for ns in aliases.values()
+            if not any(n in state for n in ns) and ns[0] not in optional
+        ]
+        unexpected = [n for n in state if n not in names]
+        errors = []
         if strict and (missing or unexpected):
-            raise ValueError(
+            errors.append(
                 f"state dict does not match the model: missing {missing or 'none'}, "
                 f"unexpected {unexpected or 'none'}"
             )
-        known = sorted(set(state) & set(names))
+        known = [n for n in state if n in names]
         for name in known:
             target, src = names[name], np.asarray(state[name])
             if src.shape != target.shape:
-                raise ValueError(
+                errors.append(
                     f"shape mismatch for '{name}': checkpoint {src.shape}, model {target.shape}"
                 )
-            if src.dtype.kind not in "biuf" or not np.can_cast(
+            elif src.dtype.kind not in "biuf" or not np.can_cast(
                 src.dtype, target.dtype, casting="same_kind"
             ):
-                raise ValueError(
+                errors.append(
                     f"dtype mismatch for '{name}': checkpoint {src.dtype}, model {target.dtype}"
                 )
+        if errors:  # every problem at once, as torch's message
+            raise StateDictError(
+                f"Error(s) in loading state_dict for {type(self).__name__}: " + "; ".join(errors)
+            )
         for name in known:  # only after every check passed: all or nothing
             names[name][...] = state[name]
         return IncompatibleKeys(missing, unexpected)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .conv import refuse_options
 from .module import DEFAULT_DTYPE, Module, Parameter, match_dtype
 
 
@@ -23,6 +24,7 @@ class _BatchNorm(Module):
     """
 
     ndims: tuple[int, ...] = ()
+    _optional_buffers = ("num_batches_tracked",)  # as torch's: old checkpoints lack it
 
     def __init__(
         self,
@@ -31,8 +33,11 @@ class _BatchNorm(Module):
         momentum: float | None = 0.1,
         affine: bool = True,
         dtype: np.dtype | type = DEFAULT_DTYPE,
+        *,
+        track_running_stats: bool = True,
     ) -> None:
         super().__init__()
+        refuse_options(self, track_running_stats=not track_running_stats)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.weight = Parameter(np.ones(num_features, dtype), no_decay=True) if affine else None
         self.bias = Parameter(np.zeros(num_features, dtype), no_decay=True) if affine else None

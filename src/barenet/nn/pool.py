@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from . import parallel
-from .conv import IntPair, pair
+from .conv import IntPair, pair, refuse_options
 from .layout import as_order, empty_in_order, memory_order
 from .module import Module
 
@@ -144,7 +144,23 @@ class MaxPool2d(_Pool2d):
     Backward routes each output gradient to ONE input, the first maximum of its window in
     row-major order (PyTorch's tie rule): the W stage keeps the first maximal column of
     each window row, the H stage the first row whose maximum is maximal.
+
+    torch's ``dilation``, ``return_indices`` and ``ceil_mode`` are taken at their defaults
+    only (TypeError otherwise).
     """
+
+    def __init__(
+        self,
+        kernel_size: IntPair,
+        stride: IntPair | None = None,
+        padding: IntPair = 0,
+        dilation: IntPair = 1,
+        return_indices: bool = False,
+        ceil_mode: bool = False,
+    ) -> None:
+        refuse_options(self, dilation=pair(dilation) != (1, 1), return_indices=return_indices)
+        refuse_options(self, ceil_mode=ceil_mode)
+        super().__init__(kernel_size, stride, padding)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         oh, ow = self.output_shape(*x.shape[2:])
@@ -215,7 +231,22 @@ class MaxPool2d(_Pool2d):
 
 class AvgPool2d(_Pool2d):
     """y = mean of each window of x zero-padded; the divisor is always kh*kw
-    (PyTorch's ``count_include_pad=True``).  Backward spreads g / (kh*kw) over the window."""
+    (PyTorch's ``count_include_pad=True``).  Backward spreads g / (kh*kw) over the window.
+    torch's ``ceil_mode``, ``count_include_pad`` and ``divisor_override`` are taken at their
+    defaults only (TypeError otherwise)."""
+
+    def __init__(
+        self,
+        kernel_size: IntPair,
+        stride: IntPair | None = None,
+        padding: IntPair = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: int | None = None,
+    ) -> None:
+        refuse_options(self, ceil_mode=ceil_mode, count_include_pad=not count_include_pad)
+        refuse_options(self, divisor_override=divisor_override is not None)
+        super().__init__(kernel_size, stride, padding)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         oh, ow = self.output_shape(*x.shape[2:])

@@ -7,11 +7,12 @@ from typing import Any
 import numpy as np
 
 from ..nn.module import Parameter
-from .optimizer import Optimizer, ParamsArg
+from .optimizer import Optimizer, ParamsArg, refuse_torch_only
 
 
 class Adadelta(Optimizer):
-    """torch.optim.Adadelta. With g = grad + wd * p (L2 added to the gradient):
+    """torch.optim.Adadelta. With g = grad + wd * p (L2 added to the gradient; ``maximize``:
+    -grad + wd * p):
 
     s <- rho s + (1 - rho) g^2
     d = sqrt(u + eps) / sqrt(s + eps) * g
@@ -30,12 +31,19 @@ class Adadelta(Optimizer):
         rho: float = 0.9,
         eps: float = 1e-6,
         weight_decay: float = 0.0,
+        foreach: bool | None = None,
+        *,
+        capturable: bool = False,
+        maximize: bool = False,
+        differentiable: bool = False,
     ) -> None:
+        refuse_torch_only(capturable, differentiable)
         defaults = {
             "lr": float(lr),
             "rho": float(rho),
             "eps": float(eps),
             "weight_decay": float(weight_decay),
+            "maximize": bool(maximize),
         }
         super().__init__(params, defaults)
 
@@ -54,7 +62,7 @@ class Adadelta(Optimizer):
             state["acc_delta"] = np.zeros_like(p.data)
         state["step"] += 1
         a, b, d = self._temps(p, 3)
-        g = self._l2(p, wd, a)
+        g = self._l2(p, wd, a, group.get("maximize", False))
         sq, acc = state["square_avg"], state["acc_delta"]
         sq *= rho
         np.multiply(g, g, out=b)

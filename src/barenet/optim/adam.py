@@ -8,17 +8,19 @@ from typing import Any
 import numpy as np
 
 from ..nn.module import Parameter
-from .optimizer import Optimizer, ParamsArg
+from .optimizer import Optimizer, ParamsArg, refuse_torch_only
 
 
 class Adam(Optimizer):
-    """torch.optim.Adam. At step t, with g = grad (+ wd * p unless decoupled):
+    """torch.optim.Adam. At step t, with g = grad (-grad with ``maximize``), plus wd * p
+    unless ``decoupled_weight_decay`` (AdamW's ``p <- p (1 - lr wd)`` first instead):
 
     m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2,   vmax <- max(vmax, v) (amsgrad)
     p <- p - lr / (1 - b1^t) * m / (sqrt(v or vmax) / sqrt(1 - b2^t) + eps)
+
+    ``foreach`` and ``fused`` are accepted and change nothing (torch's kernel choices).
     """
 
-    _decoupled = False
     _elementwise = True  # may run on parts of a parameter (Optimizer.step)
 
     def __init__(
@@ -29,13 +31,23 @@ class Adam(Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         amsgrad: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+        decoupled_weight_decay: bool = False,
     ) -> None:
+        refuse_torch_only(capturable, differentiable)
         defaults = {
             "lr": float(lr),
             "betas": (float(betas[0]), float(betas[1])),
             "eps": float(eps),
             "weight_decay": float(weight_decay),
             "amsgrad": bool(amsgrad),
+            "maximize": bool(maximize),
+            "decoupled_weight_decay": bool(decoupled_weight_decay),
         }
         super().__init__(params, defaults)
 
@@ -60,12 +72,13 @@ class Adam(Optimizer):
         t = state["step"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
         a, b = self._temps(p, 2)
-        if self._decoupled:
-            g = p.grad
+        maximize = group.get("maximize", False)
+        if group.get("decoupled_weight_decay", False):
+            g = np.negative(p.grad, out=a) if maximize else p.grad
             if wd != 0:
                 p.data *= 1.0 - lr * wd
         else:
-            g = self._l2(p, wd, a)
+            g = self._l2(p, wd, a, maximize)
         # m.lerp_(g, 1 - b1) and v = b2 v + (1 - b2) g^2, without temporaries.
         np.subtract(g, m, out=b)
         b *= 1.0 - b1
@@ -91,8 +104,6 @@ class AdamW(Adam):
     """torch.optim.AdamW: Adam with decoupled decay ``p <- p (1 - lr wd)`` before the step
     (on every parameter given; see ``param_groups`` to spare biases)."""
 
-    _decoupled = True
-
     def __init__(
         self,
         params: ParamsArg,
@@ -101,5 +112,22 @@ class AdamW(Adam):
         eps: float = 1e-8,
         weight_decay: float = 1e-2,
         amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
     ) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+        super().__init__(
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            maximize=maximize,
+            capturable=capturable,
+            differentiable=differentiable,
+            decoupled_weight_decay=True,
+        )

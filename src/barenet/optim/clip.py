@@ -36,6 +36,7 @@ def clip_grad_norm_(
     max_norm: float,
     norm_type: float = 2.0,
     error_if_nonfinite: bool = False,
+    foreach: bool | None = None,
 ) -> np.float64:
     """Scale all gradients in place so their total norm is at most ``max_norm``.
 
@@ -43,6 +44,7 @@ def clip_grad_norm_(
     ``min(coef, 1)``. Returns the total norm *before* clipping. A NaN/inf norm
     raises RuntimeError if ``error_if_nonfinite``, else propagates into the
     gradients exactly as torch does. The norm is a NumPy float64, so ``.item()`` works.
+    ``foreach`` (torch's kernel choice) is accepted and changes nothing.
     """
     plist = [q for q in _as_list(params) if q.requires_grad]
     total = grad_norm(plist, norm_type)

@@ -29,6 +29,17 @@ ParamsArg = Iterable[Parameter] | Iterable[dict[str, Any]]
 PARTS_FROM = 1 << 16
 
 
+def refuse_torch_only(capturable: bool = False, differentiable: bool = False) -> None:
+    """torch's ``capturable`` (CUDA graphs; torch refuses it on the CPU too) and
+    ``differentiable`` (autograd through the step) have no meaning here: TypeError rather
+    than an update that silently differs. ``foreach`` and ``fused`` only choose torch's
+    kernels for the same maths, so the optimizers accept and ignore them."""
+    if capturable:
+        raise TypeError("capturable=True is for CUDA graphs; barenet runs on the CPU")
+    if differentiable:
+        raise TypeError("differentiable=True needs autograd through the step; barenet has none")
+
+
 class _Slice:
     """A contiguous part of a parameter, as the update rules see it."""
 
@@ -217,13 +228,17 @@ class Optimizer:
         raise NotImplementedError
 
     @staticmethod
-    def _l2(p: Parameter, wd: float, out: np.ndarray) -> np.ndarray:
+    def _l2(p: Parameter, wd: float, out: np.ndarray, maximize: bool = False) -> np.ndarray:
         """The gradient with L2 decay, ``grad + wd * p`` (written into ``out``), or ``grad``
-        itself when ``wd`` is 0: the coupled weight decay of SGD, Adam and RMSprop."""
+        itself when ``wd`` is 0: the coupled weight decay of SGD, Adam, RMSprop and
+        Adadelta. ``maximize`` (torch's): ``-grad + wd * p``, i.e. gradient ascent."""
         if wd == 0:
-            return p.grad
+            return np.negative(p.grad, out=out) if maximize else p.grad
         np.multiply(p.data, wd, out=out)
-        out += p.grad
+        if maximize:
+            out -= p.grad  # wd p - grad: the bits of torch's (-grad) + wd p
+        else:
+            out += p.grad
         return out
 
     # -- persistence -----------------------------------------------------------

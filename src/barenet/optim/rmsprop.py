@@ -7,11 +7,11 @@ from typing import Any
 import numpy as np
 
 from ..nn.module import Parameter
-from .optimizer import Optimizer, ParamsArg
+from .optimizer import Optimizer, ParamsArg, refuse_torch_only
 
 
 class RMSprop(Optimizer):
-    """torch.optim.RMSprop. With g = grad + wd * p:
+    """torch.optim.RMSprop. With g = grad + wd * p (``maximize``: -grad + wd * p):
 
     s <- alpha s + (1 - alpha) g^2;   centered: m <- alpha m + (1 - alpha) g, s' = s - m^2
     d = sqrt(s or s') + eps;   momentum: b <- momentum b + g / d, p <- p - lr b
@@ -29,7 +29,12 @@ class RMSprop(Optimizer):
         weight_decay: float = 0.0,
         momentum: float = 0.0,
         centered: bool = False,
+        capturable: bool = False,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        differentiable: bool = False,
     ) -> None:
+        refuse_torch_only(capturable, differentiable)
         defaults = {
             "lr": float(lr),
             "alpha": float(alpha),
@@ -37,6 +42,7 @@ class RMSprop(Optimizer):
             "weight_decay": float(weight_decay),
             "momentum": float(momentum),
             "centered": bool(centered),
+            "maximize": bool(maximize),
         }
         super().__init__(params, defaults)
 
@@ -60,7 +66,7 @@ class RMSprop(Optimizer):
                 state["grad_avg"] = np.zeros_like(p.data)
         state["step"] += 1
         a, b = self._temps(p, 2)
-        g = self._l2(p, wd, a)
+        g = self._l2(p, wd, a, group.get("maximize", False))
         sq = state["square_avg"]
         sq *= alpha
         np.multiply(g, g, out=b)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .optimizer import Optimizer
@@ -35,19 +35,32 @@ class LRSchedule:
     needs_metric = False  # the trainer calls step() per batch; plateau wants step(metric)
 
     def __init__(
-        self, optimizer: Optimizer, warmup_steps: int = 0, warmup_start_factor: float = 0.1
+        self,
+        optimizer: Optimizer,
+        warmup_steps: int = 0,
+        warmup_start_factor: float = 0.1,
+        last_epoch: int = -1,
     ) -> None:
         if warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
         if not 0.0 <= warmup_start_factor <= 1.0:
             raise ValueError(f"warmup_start_factor must be in [0, 1], got {warmup_start_factor}")
+        if last_epoch < -1:
+            raise ValueError(f"last_epoch must be >= -1, got {last_epoch}")
         self.optimizer = optimizer
-        for group in optimizer.param_groups:
-            group.setdefault("initial_lr", group["lr"])
+        for i, group in enumerate(optimizer.param_groups):
+            if last_epoch == -1:
+                group.setdefault("initial_lr", group["lr"])
+            elif "initial_lr" not in group:  # torch's KeyError, with its advice
+                raise KeyError(
+                    f"param 'initial_lr' is not specified in param_groups[{i}] when resuming "
+                    "a schedule with last_epoch >= 0: load the optimizer's state dict first"
+                )
         self.base_lrs = [float(g["initial_lr"]) for g in optimizer.param_groups]
         self.warmup_steps = int(warmup_steps)
         self.warmup_start_factor = float(warmup_start_factor)
-        self.last_step = 0
+        # torch's last_epoch=e resumes after e + 1 steps (its constructor takes one step).
+        self.last_step = last_epoch + 1
         self._write()
 
     def _value(self, k: int, i: int) -> float:  # pragma: no cover - abstract
@@ -132,14 +145,19 @@ class ConstantLR(LRSchedule):
     optional warm-up.)"""
 
     def __init__(
-        self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5, **warmup: Any
+        self,
+        optimizer: Optimizer,
+        factor: float = 1.0 / 3,
+        total_iters: int = 5,
+        last_epoch: int = -1,
+        **warmup: Any,
     ) -> None:
         if not 0.0 <= factor <= 1.0:
             raise ValueError(f"factor must be in [0, 1], got {factor}")
         if total_iters < 0:
             raise ValueError(f"total_iters must be >= 0, got {total_iters}")
         self.factor, self.total_iters = float(factor), int(total_iters)
-        super().__init__(optimizer, **warmup)
+        super().__init__(optimizer, last_epoch=last_epoch, **warmup)
 
     def _value(self, k: int, i: int) -> float:
         return self.base_lrs[i] * self.factor if k < self.total_iters else self.base_lrs[i]
@@ -149,12 +167,17 @@ class StepLR(LRSchedule):
     """lr = initial * gamma ** (k // step_size)."""
 
     def __init__(
-        self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, **warmup: Any
+        self,
+        optimizer: Optimizer,
+        step_size: int,
+        gamma: float = 0.1,
+        last_epoch: int = -1,
+        **warmup: Any,
     ) -> None:
         if step_size < 1:
             raise ValueError(f"step_size must be >= 1, got {step_size}")
         self.step_size, self.gamma = int(step_size), float(gamma)
-        super().__init__(optimizer, **warmup)
+        super().__init__(optimizer, last_epoch=last_epoch, **warmup)
 
     def _value(self, k: int, i: int) -> float:
         return self.base_lrs[i] * self.gamma ** (k // self.step_size)
@@ -164,10 +187,15 @@ class MultiStepLR(LRSchedule):
     """lr = initial * gamma ** (number of milestones <= k); repeated milestones count twice."""
 
     def __init__(
-        self, optimizer: Optimizer, milestones: Sequence[int], gamma: float = 0.1, **warmup: Any
+        self,
+        optimizer: Optimizer,
+        milestones: Sequence[int],
+        gamma: float = 0.1,
+        last_epoch: int = -1,
+        **warmup: Any,
     ) -> None:
         self.milestones, self.gamma = sorted(int(m) for m in milestones), float(gamma)
-        super().__init__(optimizer, **warmup)
+        super().__init__(optimizer, last_epoch=last_epoch, **warmup)
 
     def _value(self, k: int, i: int) -> float:
         return self.base_lrs[i] * self.gamma ** bisect.bisect_right(self.milestones, k)
@@ -176,9 +204,11 @@ class MultiStepLR(LRSchedule):
 class ExponentialLR(LRSchedule):
     """lr = initial * gamma ** k."""
 
-    def __init__(self, optimizer: Optimizer, gamma: float, **warmup: Any) -> None:
+    def __init__(
+        self, optimizer: Optimizer, gamma: float, last_epoch: int = -1, **warmup: Any
+    ) -> None:
         self.gamma = float(gamma)
-        super().__init__(optimizer, **warmup)
+        super().__init__(optimizer, last_epoch=last_epoch, **warmup)
 
     def _value(self, k: int, i: int) -> float:
         return self.base_lrs[i] * self.gamma**k
@@ -189,12 +219,17 @@ class CosineAnnealingLR(LRSchedule):
     past T_max it rises again with period 2 T_max, as torch)."""
 
     def __init__(
-        self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, **warmup: Any
+        self,
+        optimizer: Optimizer,
+        T_max: int,
+        eta_min: float = 0.0,
+        last_epoch: int = -1,
+        **warmup: Any,
     ) -> None:
         if T_max < 1:
             raise ValueError(f"T_max must be >= 1, got {T_max}")
         self.T_max, self.eta_min = int(T_max), float(eta_min)
-        super().__init__(optimizer, **warmup)
+        super().__init__(optimizer, last_epoch=last_epoch, **warmup)
 
     def _value(self, k: int, i: int) -> float:
         cos = math.cos(math.pi * k / self.T_max)
@@ -213,11 +248,14 @@ def _per_group(name: str, value: float | Sequence[float], n: int) -> list[float]
 class CyclicLR(LRSchedule):
     """torch's CyclicLR (Smith 2017) between absolute ``base_lr`` and ``max_lr``.
 
-    A cycle is ``step_size_up`` steps rising then ``step_size_down`` falling;
-    modes: "triangular" (constant amplitude), "triangular2" (amplitude halves
-    each cycle), "exp_range" (amplitude * gamma**k). ``base_lr``/``max_lr`` are
-    floats or one value per group. Momentum is not cycled (torch's
-    ``cycle_momentum=False``).
+    A cycle is ``step_size_up`` steps rising then ``step_size_down`` falling: at step k,
+    lr = base + (max - base) * s(k) * a, with s the triangle in [0, 1] and a the
+    amplitude: 1 ("triangular"), 1 / 2^(cycle - 1) ("triangular2"), gamma^k ("exp_range"),
+    or ``scale_fn(cycle)`` / ``scale_fn(k)`` (``scale_mode`` "cycle" / "iterations").
+    ``base_lr``/``max_lr`` are floats or one value per group. ``cycle_momentum`` (torch's
+    default) moves each group's momentum (Adam's beta1) the other way, from
+    ``max_momentum`` down to ``base_momentum`` at the lr's peak; the config's "cyclic"
+    schedule (``build_schedule``) leaves momentum alone.
     """
 
     MODES = ("triangular", "triangular2", "exp_range")
@@ -231,10 +269,20 @@ class CyclicLR(LRSchedule):
         step_size_down: int | None = None,
         mode: str = "triangular",
         gamma: float = 1.0,
+        scale_fn: Callable[[float], float] | None = None,
+        scale_mode: str = "cycle",
+        cycle_momentum: bool = True,
+        base_momentum: float | Sequence[float] = 0.8,
+        max_momentum: float | Sequence[float] = 0.9,
+        last_epoch: int = -1,
         **warmup: Any,
     ) -> None:
-        if mode not in self.MODES:
+        if mode not in self.MODES and scale_fn is None:
             raise ValueError(f"unknown CyclicLR mode {mode!r}; allowed: {', '.join(self.MODES)}")
+        if scale_fn is None:  # the modes' own scale functions fix the mode, as in torch
+            scale_mode = "iterations" if mode == "exp_range" else "cycle"
+        elif scale_mode not in ("cycle", "iterations"):
+            raise ValueError(f"scale_mode must be 'cycle' or 'iterations', got {scale_mode!r}")
         up = float(step_size_up)
         down = float(step_size_down) if step_size_down is not None else up
         if up <= 0 or down < 0:
@@ -244,22 +292,54 @@ class CyclicLR(LRSchedule):
         self.cycle_max = _per_group("max_lr", max_lr, n)
         self.total_size, self.step_ratio = up + down, up / (up + down)
         self.mode, self.gamma = mode, float(gamma)
-        super().__init__(optimizer, **warmup)
+        self.scale_fn, self.scale_mode = scale_fn, scale_mode
+        self.cycle_momentum = bool(cycle_momentum)
+        if self.cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError(
+                    f"{type(optimizer).__name__} has no momentum or beta1 to cycle: "
+                    "pass cycle_momentum=False"
+                )
+            self.use_beta1 = "betas" in optimizer.defaults
+            self.base_momentums = _per_group("base_momentum", base_momentum, n)
+            self.max_momentums = _per_group("max_momentum", max_momentum, n)
+        super().__init__(optimizer, last_epoch=last_epoch, **warmup)
 
-    def _value(self, k: int, i: int) -> float:
+    def _shape(self, k: int) -> tuple[float, float]:
+        """(s(k), a(k)): the triangle's height at step k and the amplitude."""
         cycle = math.floor(1 + k / self.total_size)
         x = 1.0 + k / self.total_size - cycle
         if x <= self.step_ratio:
             scale = x / self.step_ratio
         else:
             scale = (x - 1) / (self.step_ratio - 1)
-        if self.mode == "triangular":
+        arg = cycle if self.scale_mode == "cycle" else k
+        if self.scale_fn is not None:
+            amp = self.scale_fn(arg)
+        elif self.mode == "triangular":
             amp = 1.0
         elif self.mode == "triangular2":
-            amp = 1 / (2.0 ** (cycle - 1))
+            amp = 1 / (2.0 ** (arg - 1))
         else:
-            amp = self.gamma**k
+            amp = self.gamma**arg
+        return scale, amp
+
+    def _value(self, k: int, i: int) -> float:
+        scale, amp = self._shape(k)
         return self.cycle_base[i] + (self.cycle_max[i] - self.cycle_base[i]) * scale * amp
+
+    def _write(self) -> None:
+        super()._write()
+        if not self.cycle_momentum:
+            return
+        scale, amp = self._shape(max(self.last_step - self.warmup_steps, 0))
+        for i, group in enumerate(self.optimizer.param_groups):
+            top = self.max_momentums[i]
+            m = top - (top - self.base_momentums[i]) * scale * amp
+            if self.use_beta1:
+                group["betas"] = (m, *group["betas"][1:])
+            else:
+                group["momentum"] = m
 
 
 # name -> class: the names the config accepts (barenet.config derives them from here)
@@ -289,7 +369,7 @@ def build_schedule(
     - "exponential": ``gamma`` (per step, as torch) so that the lr falls to 1% over R steps
     - "cosine": ``T_max=max(1, R)``, ``eta_min=0``
     - "cyclic": per group ``base_lr=initial/100``, ``max_lr=initial``, one
-      triangle over the run (``step_size_up=max(1, R // 2)``)
+      triangle over the run (``step_size_up=max(1, R // 2)``), momentum not cycled
 
     Raises ValueError for an unknown name, TypeError for unknown keyword arguments.
     """
@@ -315,4 +395,5 @@ def build_schedule(
         kwargs.setdefault("base_lr", [lr / 100.0 for lr in initial])
         kwargs.setdefault("max_lr", initial)
         kwargs.setdefault("step_size_up", max(1, rest // 2))
+        kwargs.setdefault("cycle_momentum", False)
     return SCHEDULES[key](optimizer, **kwargs)

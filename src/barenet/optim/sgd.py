@@ -7,11 +7,12 @@ from typing import Any
 import numpy as np
 
 from ..nn.module import Parameter
-from .optimizer import Optimizer, ParamsArg
+from .optimizer import Optimizer, ParamsArg, refuse_torch_only
 
 
 class SGD(Optimizer):
-    """torch.optim.SGD. With g = grad + wd * p (L2 added to the gradient):
+    """torch.optim.SGD. With g = grad + wd * p (L2 added to the gradient; ``maximize``:
+    -grad + wd * p):
 
     b_1 = g,  b_t = momentum * b_{t-1} + (1 - dampening) * g
     d = g + momentum * b_t (nesterov) | b_t (momentum > 0) | g
@@ -28,13 +29,20 @@ class SGD(Optimizer):
         dampening: float = 0.0,
         weight_decay: float = 0.0,
         nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        differentiable: bool = False,
+        fused: bool | None = None,
     ) -> None:
+        refuse_torch_only(differentiable=differentiable)
         defaults = {
             "lr": float(lr),
             "momentum": float(momentum),
             "dampening": float(dampening),
             "nesterov": bool(nesterov),
             "weight_decay": float(weight_decay),
+            "maximize": bool(maximize),
         }
         super().__init__(params, defaults)
 
@@ -48,7 +56,7 @@ class SGD(Optimizer):
     def _update(self, p: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
         lr, wd, mom = group["lr"], group["weight_decay"], group["momentum"]
         a, b = self._temps(p, 2)
-        g = self._l2(p, wd, a)
+        g = self._l2(p, wd, a, group.get("maximize", False))
         if mom != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
