@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .leaderboard import best_config, best_trial, trial_rows, write_leaderboard
 from .objective import Objective, TrialReporter
+from .pruning import PruningCallback
 from .space import Param, RangeSpec, Search, SearchConfig, load_search, resolve_search
 from .storage import make_storage
 from .study import counted, make_pruner, make_sampler, open_study
@@ -28,6 +29,7 @@ from .workers import (
 __all__ = [
     "Objective",
     "Param",
+    "PruningCallback",
     "RangeSpec",
     "Search",
     "SearchConfig",

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from ..train.callbacks import Callback
+from .pruning import PruningCallback
 from .storage import process_identity
 from .task import StudyTask
 
@@ -35,14 +35,14 @@ def one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
-class TrialReporter(Callback):
-    """Reports the objective to Optuna after each epoch and prunes when Optuna says so.
-
-    Keeps the best epoch's logs by the objective (max accuracy or min loss).
+class TrialReporter(PruningCallback):
+    """``barenet search``'s :class:`PruningCallback` on the objective: it also keeps the best
+    epoch's logs (max accuracy or min loss), reports only finite values and never prunes the
+    last epoch (the trial has finished anyway: its result is kept).
     """
 
     def __init__(self, trial: optuna.Trial, objective: str) -> None:
-        self.trial = trial
+        super().__init__(trial, objective)
         self.objective = objective
         self.maximize = objective == "val_accuracy"
         self.best: dict[str, Any] | None = None
@@ -62,10 +62,8 @@ class TrialReporter(Callback):
         value = float(value)
         if self._better(value):
             self.best = {"epoch": epoch, **logs}
-        self.trial.report(value, epoch)
-        last = getattr(trainer, "epochs", None) == epoch  # finished anyway: keep the result
-        if not last and self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned after epoch {epoch} ({self.objective} {value:.4f})")
+        last = getattr(trainer, "epochs", None) == epoch
+        self.report(value, epoch, prune=not last)
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"epochs_run": self.epochs}

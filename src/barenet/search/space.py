@@ -54,7 +54,9 @@ class PrunerSpec(Strict):
 
     type: Literal["median", "percentile", "hyperband", "none"] = "median"
     n_startup_trials: int = Field(5, ge=0, description="median/percentile: trials before pruning")
-    n_warmup_steps: int = Field(1, ge=0, description="median/percentile: epochs before pruning")
+    n_warmup_steps: int = Field(
+        1, ge=0, description="median/percentile: the first epoch (step, from 1) that may be pruned"
+    )
     percentile: float = Field(25.0, gt=0, lt=100, description="percentile: keep the top p%")
 
 

@@ -3,14 +3,18 @@
 Hooks, all optional, called by ``Trainer.fit`` in this order::
 
     on_train_begin(trainer)
-      on_epoch_begin(trainer, epoch)            # epoch is 1-based
-        on_batch_end(trainer, batch, logs)      # batch is 1-based within the epoch
-      on_epoch_end(trainer, epoch, logs)        # logs: the epoch's history row
-    on_train_end(trainer, logs)                 # logs: the last complete epoch's row, or {}
+      on_epoch_begin(trainer, epoch)                # epoch is 1-based
+        on_train_batch_end(trainer, batch, logs)    # batch is 1-based within the epoch
+      on_epoch_end(trainer, epoch, logs)            # logs: the epoch's history row
+    on_train_end(trainer, logs)                     # logs: the last complete epoch's row, or {}
 
-A callback stops training by setting ``trainer.stop_training = True`` (and may
-explain why in ``trainer.stop_reason``). It may also abort by raising (e.g.
-``optuna.TrialPruned``): ``fit`` then still calls every callback's
+As in Keras, ``on_train_batch_end`` calls ``on_batch_end`` unless overridden, so either name
+works. Unlike Keras, every hook gets the trainer first (Keras callbacks read ``self.model``),
+and epochs and batches count from 1, as the logs and files show them.
+
+A callback stops training by setting ``trainer.stop_training = True`` (Keras'
+``self.model.stop_training``; it may explain why in ``trainer.stop_reason``). It may also
+abort by raising (e.g. ``optuna.TrialPruned``): ``fit`` then still calls every callback's
 ``on_train_end`` before re-raising, so loggers and checkpoints are final.
 Callbacks only touch ``trainer.model``, ``trainer.stop_training`` and
 ``trainer.stop_reason`` (plus ``epochs``/``steps_per_epoch`` for display), so
@@ -24,16 +28,13 @@ epoch, and ``fit(resume_from=...)`` restores it after ``on_train_begin`` (``resu
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import checkpoint, fileio
+from .. import checkpoint
 
 __all__ = [
     "CSVLogger",
@@ -57,9 +58,14 @@ class Callback:
     def on_epoch_begin(self, trainer: Any, epoch: int) -> None:
         pass
 
-    def on_batch_end(self, trainer: Any, batch: int, logs: Logs) -> None:
+    def on_train_batch_end(self, trainer: Any, batch: int, logs: Logs) -> None:
         """Called after every optimizer step; keep it cheap. ``logs`` holds the running
-        epoch means ``loss``/``accuracy``, ``batch_loss`` and ``size``."""
+        epoch means ``loss``/``accuracy``, ``batch_loss`` and ``size``. Calls
+        ``on_batch_end`` (Keras' older name) unless overridden."""
+        self.on_batch_end(trainer, batch, logs)
+
+    def on_batch_end(self, trainer: Any, batch: int, logs: Logs) -> None:
+        """See ``on_train_batch_end``."""
 
     def on_epoch_end(self, trainer: Any, epoch: int, logs: Logs) -> None:
         pass
@@ -76,7 +82,20 @@ class Callback:
         """Restore ``state_dict()`` (called after ``on_train_begin``)."""
 
 
-_HOOKS = ("on_train_begin", "on_epoch_begin", "on_batch_end", "on_epoch_end", "on_train_end")
+def overrides_batch_hook(cb: Callback) -> bool:
+    """Whether ``cb`` does something per batch (else the trainer skips it there)."""
+    names = ("on_train_batch_end", "on_batch_end")
+    return any(n in vars(cb) or getattr(type(cb), n) is not getattr(Callback, n) for n in names)
+
+
+_HOOKS = (
+    "on_train_begin",
+    "on_epoch_begin",
+    "on_train_batch_end",
+    "on_batch_end",
+    "on_epoch_end",
+    "on_train_end",
+)
 
 
 class LambdaCallback(Callback):
@@ -90,13 +109,14 @@ class LambdaCallback(Callback):
         on_batch_end: Callable[..., None] | None = None,
         on_epoch_end: Callable[..., None] | None = None,
         on_train_end: Callable[..., None] | None = None,
+        on_train_batch_end: Callable[..., None] | None = None,
     ) -> None:
-        given = (on_train_begin, on_epoch_begin, on_batch_end, on_epoch_end, on_train_end)
+        given = locals()  # the arguments, by hook name
         # Only given hooks shadow the no-ops, so the trainer can tell that an
-        # absent on_batch_end costs nothing per batch.
-        for name, fn in zip(_HOOKS, given, strict=True):
-            if fn is not None:
-                setattr(self, name, fn)
+        # absent batch hook costs nothing per batch.
+        for name in _HOOKS:
+            if given[name] is not None:
+                setattr(self, name, given[name])
 
 
 def resolve_mode(monitor: str, mode: str) -> str:
@@ -113,15 +133,17 @@ def resolve_mode(monitor: str, mode: str) -> str:
 class _Monitor:
     """Best-so-far tracking shared by EarlyStopping and ModelCheckpoint."""
 
-    def __init__(self, monitor: str, mode: str, min_delta: float) -> None:
+    def __init__(self, monitor: str, mode: str, min_delta: float, start: float | None) -> None:
         self.monitor = monitor
         self.mode = resolve_mode(monitor, mode)
-        self.min_delta = abs(float(min_delta))
+        self.min_delta = abs(float(min_delta))  # Keras: the sign follows the mode
+        self.start = start
         self._warned = False
         self.reset()
 
     def reset(self) -> None:
-        self.best = math.inf if self.mode == "min" else -math.inf
+        worst = math.inf if self.mode == "min" else -math.inf
+        self.best = worst if self.start is None else float(self.start)
         self.best_epoch: int | None = None
 
     def value(self, logs: Logs, who: str) -> float | None:
@@ -144,11 +166,13 @@ class _Monitor:
         self.best = float(state["best"])
         self.best_epoch = None if state["best_epoch"] is None else int(state["best_epoch"])
 
-    def improved(self, value: float) -> bool:
-        # NaN compares False: a diverged metric never counts as an improvement.
+    def improved(self, value: float, reference: float | None = None) -> bool:
+        """``value`` beats ``reference`` (default: the best so far) by more than min_delta.
+        NaN compares False: a diverged metric never counts as an improvement."""
+        ref = self.best if reference is None else reference
         if self.mode == "min":
-            return value + self.min_delta < self.best
-        return value - self.min_delta > self.best
+            return value + self.min_delta < ref
+        return value - self.min_delta > ref
 
 
 class _MonitoredCallback(Callback):
@@ -166,12 +190,20 @@ class _MonitoredCallback(Callback):
 
 
 class EarlyStopping(_MonitoredCallback):
-    """Stop when ``monitor`` has not improved for ``patience`` consecutive epochs.
+    """Stop when ``monitor`` has not improved for ``patience`` epochs; Keras 3's rule.
 
     Improvement means ``value < best - min_delta`` (mode ``min``) or
-    ``value > best + min_delta`` (``max``); it resets the wait counter to 0.
-    With ``restore_best_weights`` the model gets the best epoch's weights back in
+    ``value > best + min_delta`` (``max``; the sign of ``min_delta`` is ignored, as in
+    Keras). Each monitored epoch adds one to ``wait``; an improvement sets it back to 0
+    (with a ``baseline``, only an improvement that also beats the baseline does), and
+    training stops at an epoch that does not improve once ``wait >= patience`` (never at
+    epoch 1). The first ``start_from_epoch`` epochs are not monitored. With
+    ``restore_best_weights`` the model gets the best epoch's weights back in
     ``on_train_end`` whether or not training stopped early (Keras 3 behaviour).
+
+    Differences from Keras: ``patience=5`` and ``restore_best_weights=True`` by default
+    (Keras: 0 and False); a NaN is never an improvement, not even the first value (Keras
+    takes a first NaN as the best and then never improves on it).
 
     Attributes: ``best``, ``best_epoch``, ``wait``, ``stopped_epoch`` (0 if never).
     """
@@ -183,13 +215,21 @@ class EarlyStopping(_MonitoredCallback):
         patience: int = 5,
         min_delta: float = 0.0,
         restore_best_weights: bool = True,
+        baseline: float | None = None,
+        start_from_epoch: int = 0,
+        verbose: int = 0,
     ) -> None:
         if patience < 0:
             raise ValueError(f"patience must be >= 0, got {patience}")
-        self._m = _Monitor(monitor, mode, min_delta)
+        if start_from_epoch < 0:
+            raise ValueError(f"start_from_epoch must be >= 0, got {start_from_epoch}")
+        self._m = _Monitor(monitor, mode, min_delta, None)
         self.monitor, self.mode = monitor, self._m.mode
         self.patience = int(patience)
         self.restore_best_weights = restore_best_weights
+        self.baseline = None if baseline is None else float(baseline)
+        self.start_from_epoch = int(start_from_epoch)
+        self.verbose = verbose
         self.on_train_begin(None)
 
     def on_train_begin(self, trainer: Any) -> None:
@@ -200,25 +240,34 @@ class EarlyStopping(_MonitoredCallback):
 
     def on_epoch_end(self, trainer: Any, epoch: int, logs: Logs) -> None:
         value = self._m.value(logs, "EarlyStopping")
-        if value is None:
+        if value is None or epoch <= self.start_from_epoch:
             return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = trainer.model.state_dict()  # nothing better yet
+        self.wait += 1
         if self._m.improved(value):
             self._m.best, self._m.best_epoch = value, epoch
-            self.wait = 0
             if self.restore_best_weights:
                 self.best_weights = trainer.model.state_dict()  # a copy
+            if self.baseline is None or self._m.improved(value, self.baseline):
+                self.wait = 0
             return
-        self.wait += 1
-        if self.wait >= self.patience:
+        if self.wait >= self.patience and epoch > 1:
             self.stopped_epoch = epoch
             trainer.stop_training = True
             trainer.stop_reason = (
                 f"early stopping at epoch {epoch}: {self.monitor} did not improve for "
-                f"{self.wait} epochs (best {self.best:.6g} at epoch {self.best_epoch})"
+                f"{self.wait} epochs (best {self.best:.6g} at epoch {self.best_epoch}"
+                + ("" if self.baseline is None else f", baseline {self.baseline:.6g}")
+                + ")"
             )
 
     def on_train_end(self, trainer: Any, logs: Logs) -> None:
+        if self.stopped_epoch and self.verbose:
+            print(f"Epoch {self.stopped_epoch}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose:
+                print(f"Restoring model weights from the end of the best epoch: {self.best_epoch}.")
             trainer.model.load_state_dict(self.best_weights)
 
     def state_dict(self) -> dict[str, Any]:
@@ -238,14 +287,20 @@ class EarlyStopping(_MonitoredCallback):
 
 
 class ModelCheckpoint(_MonitoredCallback):
-    """Save the model at epoch ends via ``save_fn(path, model, metadata)``.
+    """Save the model via ``save_fn(path, model, metadata)`` at epoch ends, or every
+    ``save_freq`` batches when that is an int (Keras' ``save_freq``).
 
-    ``path`` may contain ``{epoch}`` and any log key (``"ckpt-{epoch:03d}.safetensors"``).
-    With ``save_best_only`` a file is written only when ``monitor`` improves
-    (strictly, by more than ``min_delta``); otherwise every epoch. The metadata is
-    ``extra_metadata`` plus ``epoch``, ``monitor``, ``monitor_value`` and the epoch's
-    ``logs``. The default ``save_fn`` (``checkpoint.save_model``) writes atomically,
-    so an interrupted save keeps the previous best file.
+    ``path`` may contain ``{epoch}`` and any log key (``"ckpt-{epoch:03d}.safetensors"``;
+    ``{batch}`` too with an int ``save_freq``). With ``save_best_only`` a file is written
+    only when ``monitor`` improves (strictly, by more than ``min_delta``) on the best so
+    far, which starts at ``initial_value_threshold`` if given; otherwise every time. The
+    metadata is ``extra_metadata`` plus ``epoch``, ``monitor``, ``monitor_value`` and the
+    logs. The default ``save_fn`` (``checkpoint.save_model``) writes atomically, so an
+    interrupted save keeps the previous best file.
+
+    Differences from Keras: ``monitor="val_accuracy"`` and ``save_best_only=True`` by
+    default (Keras: ``"val_loss"``, False); with ``save_best_only``, an epoch whose logs
+    lack ``monitor`` is skipped with a warning (Keras 3 saves it).
 
     Attributes: ``best``, ``best_epoch``, ``last_saved`` (path or None), ``saved`` (all paths).
     """
@@ -259,21 +314,43 @@ class ModelCheckpoint(_MonitoredCallback):
         save_fn: Callable[[Path, Any, dict[str, Any]], Any] | None = None,
         extra_metadata: dict[str, Any] | None = None,
         min_delta: float = 0.0,
+        save_freq: str | int = "epoch",
+        initial_value_threshold: float | None = None,
     ) -> None:
+        if save_freq != "epoch" and not (isinstance(save_freq, int) and save_freq >= 1):
+            raise ValueError(f"save_freq must be 'epoch' or an int >= 1, got {save_freq!r}")
         self.path = str(path)
-        self._m = _Monitor(monitor, mode, min_delta)
+        self._m = _Monitor(monitor, mode, min_delta, initial_value_threshold)
         self.monitor, self.mode = monitor, self._m.mode
         self.save_best_only = save_best_only
         self.save_fn = save_fn if save_fn is not None else checkpoint.save_model
         self.extra_metadata = dict(extra_metadata or {})
+        self.save_freq = save_freq
+        if save_freq != "epoch":  # only then a per-batch hook (the trainer skips no-ops)
+            self.on_train_batch_end = self._on_batch
         self.on_train_begin(None)
 
     def on_train_begin(self, trainer: Any) -> None:
         self._m.reset()
         self.last_saved: Path | None = None
         self.saved: list[Path] = []
+        self._epoch = 1
+        self._batches = 0  # since the last save, across epochs (Keras counts so too)
+
+    def on_epoch_begin(self, trainer: Any, epoch: int) -> None:
+        self._epoch = epoch
+
+    def _on_batch(self, trainer: Any, batch: int, logs: Logs) -> None:
+        self._batches += 1
+        if self._batches >= self.save_freq:
+            self._batches = 0
+            self._save(trainer, self._epoch, {**logs, "batch": batch})
 
     def on_epoch_end(self, trainer: Any, epoch: int, logs: Logs) -> None:
+        if self.save_freq == "epoch":
+            self._save(trainer, epoch, logs)
+
+    def _save(self, trainer: Any, epoch: int, logs: Logs) -> None:
         value = logs.get(self.monitor)
         if self.save_best_only:
             value = self._m.value(logs, "ModelCheckpoint")
@@ -294,69 +371,19 @@ class ModelCheckpoint(_MonitoredCallback):
 
     def state_dict(self) -> dict[str, Any]:
         last = None if self.last_saved is None else str(self.last_saved)
-        return {**self._m.state_dict(), "last_saved": last, "saved": [str(p) for p in self.saved]}
+        return {
+            **self._m.state_dict(),
+            "last_saved": last,
+            "saved": [str(p) for p in self.saved],
+            "batches": self._batches,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._m.load_state_dict(state)
         self.last_saved = None if state["last_saved"] is None else Path(state["last_saved"])
         self.saved = [Path(p) for p in state["saved"]]
+        self._batches = int(state.get("batches", 0))  # absent in states of older versions
 
 
-def _csv_cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple, dict)):
-        return json.dumps(fileio.to_jsonable(value))
-    return value
-
-
-class _HistoryLogger(Callback):
-    """Keeps every epoch's logs and rewrites ``path`` (via ``_write``) after each epoch."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.rows: list[Logs] = []
-
-    def on_train_begin(self, trainer: Any) -> None:
-        self.rows = []
-
-    def on_epoch_end(self, trainer: Any, epoch: int, logs: Logs) -> None:
-        self.rows.append(dict(logs))
-        self._write()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"rows": [dict(r) for r in self.rows]}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.rows = [dict(r) for r in state["rows"]]
-
-    def _write(self) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
-class CSVLogger(_HistoryLogger):
-    """Write the per-epoch logs to ``path`` as CSV, rewritten atomically every epoch.
-
-    Columns are every key seen so far, in first-seen order; a missing value is empty.
-    """
-
-    def _write(self) -> None:
-        columns = list(dict.fromkeys(k for row in self.rows for k in row))
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\n")
-        writer.writeheader()
-        for row in self.rows:
-            writer.writerow({k: _csv_cell(v) for k, v in row.items()})
-        fileio.atomic_write_text(self.path, buf.getvalue())
-
-
-class JSONLogger(_HistoryLogger):
-    """Write ``{"epochs": [logs, ...], "stop_reason": str | null}`` to ``path`` as strict JSON
-    (NaN -> null), rewritten atomically every epoch and once more at train end."""
-
-    def _write(self) -> None:
-        fileio.save_json(self.path, {"epochs": self.rows, "stop_reason": None})
-
-    def on_train_end(self, trainer: Any, logs: Logs) -> None:
-        reason = getattr(trainer, "stop_reason", None)
-        fileio.save_json(self.path, {"epochs": self.rows, "stop_reason": reason})
+# The loggers live in loggers.py; imported last (they subclass Callback).
+from .loggers import CSVLogger, JSONLogger  # noqa: E402

@@ -23,7 +23,7 @@ from ..errors import UserError
 from ..nn.loss import softmax
 from ..optim import clip_grad_norm_, grad_norm
 from . import resume
-from .callbacks import Callback
+from .callbacks import Callback, overrides_batch_hook
 from .interrupts import interrupts_deferred
 from .metrics import confusion_matrix, num_correct, per_class_accuracy
 from .progress import ProgressBar
@@ -40,7 +40,8 @@ class TrainingDiverged(UserError, RuntimeError):
 
 
 class History:
-    """Per-epoch logs. ``epochs`` is a list of dicts (one per completed epoch)."""
+    """Per-epoch logs. ``epochs`` is a list of dicts (one per completed epoch);
+    ``history`` is Keras' view of them, a dict of lists (``history.history["val_loss"]``)."""
 
     def __init__(self, epochs: Iterable[Logs] = ()) -> None:
         self.epochs: list[Logs] = [dict(e) for e in epochs]
@@ -55,6 +56,11 @@ class History:
     def as_columns(self) -> dict[str, list[Any]]:
         """Key -> list with one value per epoch (NaN where an epoch lacks the key)."""
         return {k: [e.get(k, math.nan) for e in self.epochs] for k in self.keys()}
+
+    @property
+    def history(self) -> dict[str, list[Any]]:
+        """Keras' ``History.history``: key -> one value per epoch (``as_columns()``)."""
+        return self.as_columns()
 
     def __getitem__(self, key: str) -> list[Any]:
         return [e.get(key, math.nan) for e in self.epochs]
@@ -80,10 +86,6 @@ def _is_epoch_schedule(schedule: Any) -> bool:
     except ImportError:
         return False
     return isinstance(schedule, ReduceLROnPlateau)
-
-
-def _overrides_batch_hook(cb: Callback) -> bool:
-    return "on_batch_end" in vars(cb) or type(cb).on_batch_end is not Callback.on_batch_end
 
 
 def _is_classification(out: np.ndarray, y: np.ndarray) -> bool:
@@ -249,7 +251,7 @@ class Trainer:
         self, epoch: int, train_loader: Iterable, val_loader: Iterable | None
     ) -> Logs | None:
         start = time.perf_counter()
-        batch_cbs = [cb for cb in self.callbacks if _overrides_batch_hook(cb)]
+        batch_cbs = [cb for cb in self.callbacks if overrides_batch_hook(cb)]
         per_iteration = self.schedule is not None and not _is_epoch_schedule(self.schedule)
         lr = float(self.optimizer.lr)
         loss_sum = 0.0
@@ -290,7 +292,7 @@ class Trainer:
                 if scored:
                     blogs["accuracy"] = correct / n_seen
                 for cb in batch_cbs:
-                    cb.on_batch_end(self, batch, blogs)
+                    cb.on_train_batch_end(self, batch, blogs)
             if self.stop_training:  # a batch callback may stop mid-epoch
                 break
         if n_seen == 0:
