@@ -207,9 +207,11 @@ def test_a_subset_too_small_to_train_on_is_a_config_error():
     from barenet.runner import split_indices
 
     labels = np.repeat(np.arange(10), 600)
-    for override in ("data.subset=1.0e-5", "data.subset=0.002"):  # none; all for validation
-        cfg = load_config(None, [override, "data.val_fraction=0.9"])
+    # none; all for validation (one image per class: the classes are pooled, 0.95 of 10)
+    for override in ("data.subset=1.0e-5", "data.subset=0.002"):
+        cfg = load_config(None, [override, "data.val_fraction=0.95"])
         with pytest.raises(ConfigError, match="no training sample left: data.subset"):
             split_indices(cfg, labels)
-    tr, _ = split_indices(load_config(None, ["data.subset=0.002"]), labels)
-    assert len(tr) == 10
+    # the default val_fraction of one image per class: pooled, one of the ten to validation
+    tr, va = split_indices(load_config(None, ["data.subset=0.002"]), labels)
+    assert (len(tr), len(va)) == (9, 1)

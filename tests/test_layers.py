@@ -165,7 +165,7 @@ def test_dropout_eval_and_p0_are_identity() -> None:
     assert d(x) is x and d.backward(g) is g
     d0 = Dropout(0.0, rng=0)
     assert d0.training and d0(x) is x and d0.backward(g) is g
-    for bad in (-0.1, 1.0, 1.5):
+    for bad in (-0.1, 1.5):  # p = 1 zeroes everything, as torch (tests/parity)
         with pytest.raises(ValueError):
             Dropout(bad)
 
