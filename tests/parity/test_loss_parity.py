@@ -80,3 +80,37 @@ def test_label_types(labels: str, kind: str) -> None:
     (loss, grad), (lt, gt) = both(kind, z, ours_y, w, 1, "mean", 0.0, None)
     np.testing.assert_allclose(loss, lt, rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(grad, gt, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [True, False])
+@pytest.mark.parametrize("eps", [0.0, 0.2])
+def test_class_probability_targets(seed: int, reduction: str, weighted: bool, eps: float):
+    """torch takes (N, C) float targets (soft labels, mixup); barenet refused them as
+    'labels must be N integers'. Normalised or not, weighted, smoothed, every reduction."""
+    rng = np.random.default_rng(seed)
+    n, c = int(rng.integers(1, 9)), int(rng.integers(2, 7))
+    z, t = rng.standard_normal((n, c)), rng.random((n, c))
+    if seed:
+        t /= t.sum(axis=1, keepdims=True)
+    w = rng.random(c) + 0.1 if weighted else None
+    g = rng.standard_normal(n) if reduction == "none" else None
+    ours = nn.CrossEntropyLoss(w, reduction=reduction, label_smoothing=eps)
+    loss, dz = ours(z, t), ours.backward(g)
+    zt = torch.tensor(z, requires_grad=True)
+    kw = {"weight": None if w is None else torch.tensor(w), "label_smoothing": eps}
+    lt = F.cross_entropy(zt, torch.tensor(t), reduction=reduction, **kw)
+    lt.backward(None if g is None else torch.tensor(g))
+    np.testing.assert_allclose(loss, lt.detach().numpy(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(dz, zt.grad.numpy(), rtol=RTOL, atol=ATOL)
+    # and against finite differences of barenet's own loss
+    fd = np.zeros_like(z)
+    for i in np.ndindex(z.shape):
+        d = np.zeros_like(z)
+        d[i] = 1e-6
+        up, down = ours(z + d, t), ours(z - d, t)
+        fd[i] = ((up - down) if g is None else (up - down) @ g) / 2e-6
+    np.testing.assert_allclose(dz, fd, rtol=1e-5, atol=1e-8)
+    with pytest.raises(ValueError, match="class probabilities must have the input's shape"):
+        ours(z, t[:, :1])

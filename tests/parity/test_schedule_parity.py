@@ -190,8 +190,8 @@ def test_plateau_matches_torch(case: str) -> None:
     ours, theirs = ReduceLROnPlateau(ours_opt, **kw), tsched.ReduceLROnPlateau(torch_opt, **kw)
     reductions = 0
     for m in metrics:
-        reductions += ours.step(float(m))
-        theirs.step(float(m))
+        reductions += ours.step(metrics=float(m))  # torch's keyword (was `metric`)
+        theirs.step(metrics=float(m))
         assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), rel=1e-12)
         assert ours.num_bad_epochs == theirs.num_bad_epochs
         assert ours.best == theirs.best

@@ -88,6 +88,10 @@ class CrossEntropyLoss(Loss):
     and the loss is sum_n l_n / sum_n w_{y_n} (``reduction="mean"``: with no weights, the
     mean over the samples not ignored), sum_n l_n (``"sum"``) or l itself (``"none"``).
     dl_n/dz_n = (1 - e) w_{y_n} (p - onehot(y_n)) + (e / C) (sum_c w_c p - w).
+
+    Or, as torch, class probabilities t: (N, C) floats (soft labels, mixup) with
+    t' = (1 - e) t + e / C:  l_n = -sum_c w_c t'_nc log p_nc, the mean over all N samples
+    (not weighted), and dl_n/dz_n = p sum_c w_c t'_nc - w t'_n; no ``ignore_index`` there.
     """
 
     def __init__(
@@ -105,6 +109,10 @@ class CrossEntropyLoss(Loss):
         self.label_smoothing = label_smoothing
 
     def forward(self, logits: np.ndarray, labels: np.ndarray) -> np.floating | np.ndarray:
+        self._soft = None
+        target = np.asarray(labels)
+        if target.dtype.kind == "f" and target.ndim == 2:
+            return self._soft_forward(logits, target)
         labels, ignored = _check_labels(self, logits, labels)
         n, c = logits.shape
         logp = log_softmax(logits)
@@ -132,8 +140,31 @@ class CrossEntropyLoss(Loss):
                 return LossValue(per.sum() / wy.sum())
         return self._reduce(per.astype(logp.dtype) if self.reduction == "none" else per)
 
+    def _soft_forward(self, logits: np.ndarray, target: np.ndarray) -> np.floating | np.ndarray:
+        if logits.ndim != 2 or target.shape != logits.shape:
+            raise ValueError(
+                f"CrossEntropyLoss: class probabilities must have the input's shape "
+                f"{logits.shape}, got {target.shape}"
+            )
+        if self.weight is not None and self.weight.shape != (logits.shape[1],):
+            raise ValueError(
+                f"CrossEntropyLoss: weight has {self.weight.size} classes, input {logits.shape[1]}"
+            )
+        logp = log_softmax(logits)
+        t = target.astype(logp.dtype)
+        if self.label_smoothing:
+            t = t * (1 - self.label_smoothing) + self.label_smoothing / logits.shape[1]
+        wt = t if self.weight is None else t * self.weight.astype(logp.dtype)
+        self._soft = (logp, wt)
+        return self._reduce(-(wt * logp).sum(axis=1))
+
     def backward(self, grad: np.ndarray | None = None) -> np.ndarray:
         """dL/d(logits), (N, C); ``grad`` (N,) only with ``reduction="none"``."""
+        if getattr(self, "_soft", None) is not None:
+            logp, wt = self._soft
+            out = np.exp(logp) * wt.sum(axis=1, keepdims=True) - wt
+            scale = self._scale(grad, len(out), (len(out),))
+            return out * (scale if np.isscalar(scale) else scale[:, None].astype(out.dtype))
         logp, labels, weighted = self._cache
         n, c = logp.shape
         out = np.exp(logp)  # softmax

@@ -12,8 +12,8 @@ from .optimizer import Optimizer
 class ReduceLROnPlateau:
     """Multiply every group's lr by ``factor`` after more than ``patience`` bad epochs.
 
-    Call ``step(metric)`` once per epoch. An epoch is good if the metric beats
-    the best so far by the threshold: "rel" min mode means
+    Call ``step(metrics)`` (torch's argument name) once per epoch. An epoch is good if the
+    metric beats the best so far by the threshold: "rel" min mode means
     ``metric < best * (1 - threshold)``, "abs" min mode ``metric < best - threshold``
     (mirrored for "max"). After a reduction, ``cooldown`` epochs pass with the
     bad-epoch counter held at zero. lrs never drop below ``min_lr`` (float or
@@ -66,9 +66,9 @@ class ReduceLROnPlateau:
             return a > best * (1.0 + self.threshold)
         return a > best + self.threshold
 
-    def step(self, metric: float) -> bool:
+    def step(self, metrics: float) -> bool:
         """Record one epoch's metric; returns True if the lr was reduced."""
-        current = float(metric)
+        current = float(metrics)
         self.last_epoch += 1
         if self.is_better(current, self.best):
             self.best = current
