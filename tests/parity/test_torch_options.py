@@ -68,6 +68,16 @@ def test_dropout_p_one_zeroes_everything_as_torch() -> None:
         nn.Dropout(1.5)
 
 
+@pytest.mark.parametrize("cls", [nn.Dropout, nn.Dropout2d])
+def test_dropout_second_positional_is_torchs_inplace(cls) -> None:
+    """torch's Dropout(p, inplace): Dropout(0.5, True) seeded barenet's generator with True
+    (that is, 1) and was not in place; now it is inplace, the generator the default one."""
+    layer, plain = cls(0.5, True), cls(0.5)
+    assert layer.inplace and not cls(0.5, False).inplace
+    x = np.random.default_rng(2).standard_normal((4, 3, 2, 2))
+    np.testing.assert_array_equal(layer(x), plain(x))  # the same default seed-0 stream
+
+
 @pytest.mark.parametrize("foreach", [None, False, True])
 def test_clip_grad_norm_takes_foreach(foreach) -> None:
     rng = np.random.default_rng(1)

@@ -22,6 +22,8 @@ class Dropout(Module):
         inplace: bool = False,
     ) -> None:
         super().__init__()
+        if isinstance(rng, bool):  # torch's second positional: Dropout(0.5, True) is inplace
+            inplace, rng = rng, None
         self.inplace = inplace
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"dropout probability must be in [0, 1], got {p}")
