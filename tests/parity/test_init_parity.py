@@ -24,6 +24,11 @@ CASES = [
     ),
     (lambda p: init.uniform_(p, -0.3, 0.1), lambda t: TI.uniform_(t, -0.3, 0.1)),
     (lambda p: init.normal_(p, 0.5, 0.2), lambda t: TI.normal_(t, 0.5, 0.2)),
+    (
+        lambda p: init.trunc_normal_(p, 0.1, 0.5, -0.5, 1.0),
+        lambda t: TI.trunc_normal_(t, 0.1, 0.5, -0.5, 1.0),
+    ),
+    (lambda p: init.orthogonal_(p, gain=2.0), lambda t: TI.orthogonal_(t, gain=2.0)),
 ]
 
 
@@ -72,3 +77,37 @@ def test_model_apply_with_an_initialiser() -> None:
 
     assert model.apply(init_fn) is model
     assert all(not m.bias.data.any() for m in model if isinstance(m, nn.Linear))
+
+
+def test_trunc_normal_matches_torchs_distribution() -> None:
+    """torch's trunc_normal_ (absolute bounds a, b); a two-sample KS test on seeded draws."""
+    from scipy.stats import ks_2samp
+
+    ours = init.trunc_normal_(np.empty(20000, np.float32), 0.5, 2.0, -1.0, 3.0, generator=0)
+    theirs = torch.nn.init.trunc_normal_(
+        torch.empty(20000), 0.5, 2.0, -1.0, 3.0, generator=torch.Generator().manual_seed(0)
+    ).numpy()
+    assert ours.min() >= -1.0 and ours.max() <= 3.0 and ours.dtype == np.float32
+    assert ks_2samp(ours, theirs).pvalue > 1e-3
+    assert ks_2samp(ours, np.random.default_rng(0).normal(0.5, 2.0, 20000)).pvalue < 1e-6
+    with pytest.raises(ValueError, match="a < b"):
+        init.trunc_normal_(np.empty(3), a=1.0, b=1.0)
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (5, 3), (4, 2, 3, 3), (6, 6)])
+def test_orthogonal_rows_or_columns_orthonormal_times_gain(shape) -> None:
+    w = init.orthogonal_(np.empty(shape), gain=1.5, generator=1)
+    t = torch.nn.init.orthogonal_(torch.empty(shape, dtype=torch.float64), gain=1.5).numpy()
+    for m in (w, t):  # the same property as torch's
+        flat = m.reshape(shape[0], -1)
+        small = flat @ flat.T if flat.shape[0] <= flat.shape[1] else flat.T @ flat
+        np.testing.assert_allclose(small, 2.25 * np.eye(len(small)), atol=1e-12)
+    np.testing.assert_array_equal(w, init.orthogonal_(np.empty(shape), 1.5, generator=1))
+    with pytest.raises(ValueError):
+        init.orthogonal_(np.empty(4))
+
+
+def test_eye_as_torch() -> None:
+    np.testing.assert_array_equal(
+        init.eye_(np.empty((3, 5))), torch.nn.init.eye_(torch.empty(3, 5)).numpy()
+    )

@@ -172,3 +172,44 @@ def kaiming_normal_(
 ) -> Any:
     """N(0, (gain / sqrt(fan))^2)."""
     return normal_(p, 0.0, _kaiming_std(p, a, mode, nonlinearity), generator)
+
+
+def trunc_normal_(
+    p: Any,
+    mean: float = 0.0,
+    std: float = 1.0,
+    a: float = -2.0,
+    b: float = 2.0,
+    generator: Any = None,
+) -> Any:
+    """N(mean, std^2) truncated to [a, b] (absolute bounds, as torch's; scipy's truncnorm)."""
+    from scipy.stats import truncnorm
+
+    if not a < b or std <= 0:
+        raise ValueError(f"trunc_normal_ needs a < b and std > 0, got a={a}, b={b}, std={std}")
+    lo, hi = (a - mean) / std, (b - mean) / std
+    values = truncnorm.rvs(
+        lo, hi, loc=mean, scale=std, size=_shape(p), random_state=as_rng(generator)
+    )
+    return _fill(p, np.clip(values, a, b))
+
+
+def orthogonal_(p: Any, gain: float = 1.0, generator: Any = None) -> Any:
+    """A (semi-)orthogonal matrix times ``gain`` over (shape[0], rest), as torch's: Q of the
+    QR of a normal matrix, its signs fixed by R's diagonal (so Q is uniformly distributed)."""
+    shape = _shape(p)
+    if len(shape) < 2:
+        raise ValueError("orthogonal_ needs at least 2 dimensions")
+    rows, cols = shape[0], math.prod(shape[1:])
+    flat = as_rng(generator).normal(size=(rows, cols))
+    q, r = np.linalg.qr(flat.T if rows < cols else flat)
+    q *= np.sign(np.diag(r))
+    return _fill(p, gain * (q.T if rows < cols else q).reshape(shape))
+
+
+def eye_(p: Any) -> Any:
+    """The identity (ones on the diagonal of a 2-D array, as torch's)."""
+    shape = _shape(p)
+    if len(shape) != 2:
+        raise ValueError("eye_ needs a 2-D array")
+    return _fill(p, np.eye(*shape))
