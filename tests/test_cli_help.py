@@ -63,6 +63,7 @@ def test_help_command_as_git_and_pip_take_it(capsys):
     for argv, start in [
         (["help"], "usage: barenet [-h]"),
         (["help", "predict"], "usage: barenet predict"),
+        (["help", "help"], "usage: barenet [-h]"),  # said "invalid choice: 'help'"
     ]:
         try:
             main(argv)
@@ -98,6 +99,7 @@ def test_bad_arguments_are_one_line_that_points_at_help_and_at_set():
         (["trian"], ["invalid choice: 'trian'", "(did you mean 'train'?)", "see `barenet --help`"]),
         (["export", "r", "--format", "onxx"], ["(did you mean 'onnx'?)"]),
         (["help", "trian"], ["(did you mean 'train'?)"]),
+        (["TRAIN"], ["(did you mean 'train'?)"]),  # case alone: no hint was given
         (["train", "--out"], ["argument --out: expected one argument"]),
         # no --set in `barenet test`: no hint to use it
         (["test", "--epochs", "2", "runs/x"], ["unrecognized arguments: --epochs"]),

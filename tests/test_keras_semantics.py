@@ -138,6 +138,21 @@ def test_model_checkpoint_save_freq_counts_batches_across_epochs(tmp_path):
         ModelCheckpoint(tmp_path / "x", save_freq="batch")
 
 
+@pytest.mark.parametrize("path", ["b{batch}.st", "{}.st", "{0}.st", "e{epoch.st"])
+def test_checkpoint_path_that_can_never_be_filled_is_refused_before_training(tmp_path, path):
+    # {batch} with save_freq="epoch" was a KeyError after the first epoch's training
+    with pytest.raises(ValueError, match="ModelCheckpoint path"):
+        ModelCheckpoint(str(tmp_path / path), save_best_only=False)
+
+
+@pytest.mark.parametrize(("path", "save_freq"), [("{val_acc}.st", "epoch"), ("{val_loss}.st", 2)])
+def test_checkpoint_path_naming_a_key_the_logs_lack_is_one_value_error(tmp_path, path, save_freq):
+    mc = ModelCheckpoint(str(tmp_path / path), save_best_only=False, save_freq=save_freq)
+    trainer = make_trainer(callbacks=[mc])
+    with pytest.raises(ValueError, match="does not fit the logs .*'loss'.*KeyError"):
+        trainer.fit(*make_loaders(n_train=128), epochs=1)  # was a bare KeyError('val_acc')
+
+
 # -- CSVLogger ---------------------------------------------------------------------------
 def test_csv_logger_append_and_separator(tmp_path):
     path = tmp_path / "h.csv"

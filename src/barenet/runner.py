@@ -22,6 +22,7 @@ from .data import (
     RandomAffine,
     load,
     preprocess,
+    split_id,
     subset,
     train_val_split,
 )
@@ -55,6 +56,23 @@ class Data:
     train: Split
     val: Split | None
     classes: list[str]
+    split_id: str = ""  # which samples: saved with the training state, checked on resume
+
+
+def _check_same_split(
+    cfg: Config, data: Data, saved: str | None, state: Path, data_dir: str | None
+) -> None:
+    """CheckpointError unless the state was saved training on ``data``'s samples; a state
+    without the record (older) against the split of its day (no pooled classes)."""
+    if saved is None:
+        saved = split_id(*split_indices(cfg, _raw(cfg, "train", data_dir)[1], pool=False))
+    if saved != data.split_id:
+        was, now = [*str(saved).split("/"), "?", "?"][:2], data.split_id.split("/")[:2]
+        raise checkpoint.CheckpointError(
+            f"{state}: saved training on other samples ({was[0]} to train, {was[1]} to "
+            f"validate) than this barenet picks ({now[0]}, {now[1]}: classes too small for "
+            f"data.subset/val_fraction are pooled now); train the run again"
+        )
 
 
 def seeds(cfg: Config) -> dict[str, np.random.Generator]:
@@ -96,14 +114,17 @@ def load_split(cfg: Config, split: str, data_dir: str | None = None) -> Split:
     return _split(cfg, *_raw(cfg, split, data_dir))
 
 
-def split_indices(cfg: Config, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def split_indices(
+    cfg: Config, labels: np.ndarray, pool: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the training and validation samples: a seeded stratified subset, then a
-    seeded stratified validation split (both drawn from the config's seed)."""
+    seeded stratified validation split (both drawn from the config's seed). ``pool=False``:
+    the split of barenet before classes too small to split were pooled."""
     rng = seeds(cfg)["split"]
     idx = np.arange(len(labels))
     if cfg.data.subset < 1.0:
-        idx = subset(labels, cfg.data.subset, rng)
-    tr, va = train_val_split(labels[idx], cfg.data.val_fraction, rng)
+        idx = subset(labels, cfg.data.subset, rng, pool=pool)
+    tr, va = train_val_split(labels[idx], cfg.data.val_fraction, rng, pool=pool)
     if len(labels) and not len(tr):  # round(fraction * class size) is 0 (or all to val)
         raise ConfigError(
             f"no training sample left: data.subset {cfg.data.subset:g} and data.val_fraction "
@@ -119,7 +140,8 @@ def prepare_data(cfg: Config, data_dir: str | None = None) -> Data:
     tr, va = split_indices(cfg, labels)
     # Preprocess only what is used (a 10% search subset converts 10% of the images).
     val = _split(cfg, images[va], labels[va]) if len(va) else None
-    return Data(_split(cfg, images[tr], labels[tr]), val, CLASS_NAMES[cfg.data.dataset])
+    train = _split(cfg, images[tr], labels[tr])
+    return Data(train, val, CLASS_NAMES[cfg.data.dataset], split_id(tr, va))
 
 
 def make_loader(
@@ -174,10 +196,11 @@ def train_run(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with rundir.lock(out):
-        resume_from = None
+        resume_from, saved_split = None, None
         meta = rundir.read_state_metadata(out) if resume else None
         if meta is not None:
             resume_from = out / STATE_FILE
+            saved_split = (meta.get("extra") or {}).get("split")
             config = (meta.get("extra") or {}).get("config")
             rundir.check_same_config(cfg, config, out / CONFIG_FILE, resume_from)
             rundir.clear(out, keep=(CONFIG_FILE, MODEL_FILE, HISTORY_FILE, STATE_FILE))
@@ -186,7 +209,8 @@ def train_run(
         if not resume or not (out / CONFIG_FILE).is_file():
             fileio.save_yaml(out / CONFIG_FILE, to_dict(cfg))
         try:
-            return _train(cfg, out, data_dir, extra_callbacks, progress, evaluate_test, resume_from)
+            args = (extra_callbacks, progress, evaluate_test, resume_from, saved_split)
+            return _train(cfg, out, data_dir, *args)
         except Exception:  # an interrupt keeps its stub: ``--resume`` starts it over
             if not resume and not (out / STATE_FILE).exists() and not (out / METRICS_FILE).exists():
                 rundir.clear(out)  # no epoch ended: nothing worth keeping, nothing to block
@@ -226,9 +250,12 @@ def _train(
     progress: bool,
     evaluate_test: bool,
     resume_from: Path | None,
+    saved_split: str | None = None,
 ) -> dict[str, Any]:
     rngs = seeds(cfg)
     data = prepare_data(cfg, data_dir)
+    if resume_from is not None:  # the same samples, or a resume that cannot be exact
+        _check_same_split(cfg, data, saved_split, resume_from, data_dir)
     if evaluate_test:  # a bad test file stops the run now, not after the last epoch
         _raw(cfg, "test", data_dir)  # decoded once: the evaluation reuses it
     threads.set_num_threads(cfg.train.threads)  # the weights' bits do not depend on it
@@ -303,7 +330,7 @@ def _train(
         state_file=out / STATE_FILE,
         resume_from=resume_from,
         generators=rngs,
-        state_metadata={"config": to_dict(cfg)},
+        state_metadata={"config": to_dict(cfg), "split": data.split_id},
     )
     # Report the weights that were kept (best on validation), not the last epoch's.
     checkpoint.load_into(model, out / MODEL_FILE)

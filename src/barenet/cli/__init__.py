@@ -95,8 +95,9 @@ def _did_you_mean(message: str) -> str:
     if not found:
         return ""
     choices = [c.strip().strip("'\"") for c in found[2].split(",")]
-    close = difflib.get_close_matches(found[1], choices, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    by_case = {c.lower(): c for c in choices}  # `barenet TRAIN`: did you mean 'train'?
+    close = difflib.get_close_matches(found[1].lower(), list(by_case), n=1, cutoff=0.6)
+    return f" (did you mean '{by_case[close[0]]}'?)" if close else ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,7 +169,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["help"]:  # `barenet help [COMMAND]`, as git and pip take it
-        argv = [*argv[1:2], "--help"]
+        argv = [*argv[1:2], "--help"] if argv[1:2] != ["help"] else ["--help"]
     args, extra = parser.parse_known_args(argv)
     if extra:  # reported by the command's own parser, which knows its options
         commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

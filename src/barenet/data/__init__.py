@@ -15,7 +15,14 @@ from .datasets import (
 )
 from .idx import DataError, read_idx, write_idx
 from .loader import ArrayDataset, DataLoader
-from .transforms import DATASET_STATS, background_value, preprocess, subset, train_val_split
+from .transforms import (
+    DATASET_STATS,
+    background_value,
+    preprocess,
+    split_id,
+    subset,
+    train_val_split,
+)
 
 __all__ = [
     "CLASS_NAMES",
@@ -36,6 +43,7 @@ __all__ = [
     "preprocess",
     "read_idx",
     "search_dirs",
+    "split_id",
     "subset",
     "train_val_split",
     "write_idx",

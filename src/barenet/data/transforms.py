@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from .datasets import canonical_name
@@ -79,13 +81,16 @@ def _check_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
-def _stratified_mask(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+def _stratified_mask(
+    labels: np.ndarray, fraction: float, rng: np.random.Generator, pool: bool = True
+) -> np.ndarray:
     """Boolean mask picking round(fraction * n_c) random samples of each class c.
 
     A class too small for that (it would give none or all of its samples) joins one pool
     with the other such classes, split as one class: regression targets (every value its
     own class) then get a plain random split instead of none at all. Rows of an (N, ...)
-    target are the classes.
+    target are the classes. ``pool=False``: every class alone, as barenet split before
+    pooling (a run's state saved then is checked against it).
     """
     labels = np.asarray(labels)
     if labels.ndim == 0:
@@ -96,7 +101,7 @@ def _stratified_mask(labels: np.ndarray, fraction: float, rng: np.random.Generat
     inv = inv.reshape(-1)
     take = np.floor(fraction * counts + 0.5).astype(np.int64)
     small = (take == 0) | (take == counts)
-    if small.any():  # one more class: the pool (its members' own counts become 0)
+    if pool and small.any():  # one more class: the pool (its members' own counts become 0)
         inv = np.where(small[inv], len(counts), inv)
         counts = np.append(np.where(small, 0, counts), counts[small].sum())
         take = np.floor(fraction * counts + 0.5).astype(np.int64)
@@ -115,17 +120,20 @@ def train_val_split(
     labels: np.ndarray,
     val_fraction: float = 0.1,
     rng: np.random.Generator | int | None = None,
+    *,
+    pool: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Seeded stratified split: ``round(val_fraction * n_c)`` samples of each class to val
     (classes too small for that are pooled; continuous targets: a random split).
 
     ``rng`` is required (Generator or int seed). Returns ``(train_idx, val_idx)``, int64,
     each SORTED ascending (shuffling is the loader's job); together they partition
-    ``range(len(labels))``. ``val_fraction`` 0 gives an empty val set.
+    ``range(len(labels))``. ``val_fraction`` 0 gives an empty val set. ``pool=False``:
+    small classes are not pooled (each gives none or all), as before pooling.
     """
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    mask = _stratified_mask(labels, val_fraction, _check_rng(rng))
+    mask = _stratified_mask(labels, val_fraction, _check_rng(rng), pool)
     return np.flatnonzero(~mask), np.flatnonzero(mask)
 
 
@@ -133,6 +141,8 @@ def subset(
     labels: np.ndarray,
     fraction: float,
     rng: np.random.Generator | int | None = None,
+    *,
+    pool: bool = True,
 ) -> np.ndarray:
     """Seeded stratified subset: ``round(fraction * n_c)`` samples of each class (classes
     too small for that are pooled, as in ``train_val_split``).
@@ -141,4 +151,12 @@ def subset(
     """
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-    return np.flatnonzero(_stratified_mask(labels, fraction, _check_rng(rng)))
+    return np.flatnonzero(_stratified_mask(labels, fraction, _check_rng(rng), pool))
+
+
+def split_id(train_idx: np.ndarray, val_idx: np.ndarray) -> str:
+    """``"n_train/n_val/hash"`` naming a split's indices (a resumed run checks that it
+    trains on the samples it was saved with)."""
+    digest = hashlib.sha256(np.asarray(train_idx, np.int64).tobytes() + b"/")
+    digest.update(np.asarray(val_idx, np.int64).tobytes())
+    return f"{len(train_idx)}/{len(val_idx)}/{digest.hexdigest()[:16]}"

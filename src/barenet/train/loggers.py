@@ -7,13 +7,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from .. import fileio
+from ..errors import FileError
 from .callbacks import Callback, Logs
 
-__all__ = ["CSVLogger", "JSONLogger"]
+__all__ = ["CSVLogger", "JSONLogger", "read_csv_history"]
 
 
 def _csv_cell(value: Any) -> Any:
@@ -59,14 +61,19 @@ class CSVLogger(_HistoryLogger):
 
     def __init__(self, path: str | Path, separator: str = ",", append: bool = False) -> None:
         super().__init__(path)
+        try:  # now, not at the first epoch's end, after an epoch of training
+            csv.writer(io.StringIO(), delimiter=separator, lineterminator="\n")
+        except (TypeError, csv.Error) as e:
+            raise ValueError(f"CSVLogger separator {separator!r}: {e}") from None
+        if separator in ('"', "\n", "\r"):
+            raise ValueError(f"CSVLogger separator {separator!r} cannot separate CSV fields")
         self.separator = separator
         self.append = append
 
     def on_train_begin(self, trainer: Any) -> None:
         self.rows = []
-        if self.append and self.path.exists():
-            with open(self.path, newline="", encoding="utf-8") as f:
-                self.rows = [dict(r) for r in csv.DictReader(f, delimiter=self.separator)]
+        if self.append and os.path.lexists(self.path):
+            self.rows = read_csv_history(self.path, self.separator)
 
     def _write(self) -> None:
         columns = list(dict.fromkeys(k for row in self.rows for k in row))
@@ -78,6 +85,45 @@ class CSVLogger(_HistoryLogger):
         for row in self.rows:
             writer.writerow({k: _csv_cell(v) for k, v in row.items()})
         fileio.atomic_write_text(self.path, buf.getvalue())
+
+
+def read_csv_history(path: str | Path, separator: str = ",") -> list[Logs]:
+    """The rows (column -> text) of a CSV history such as ``CSVLogger`` writes, for
+    ``append``. Bounded (a regular file of at most ``fileio.MAX_SIDE_FILE`` bytes, never a
+    FIFO or a folder); FileError, one line naming the file, unless it is UTF-8 CSV with a
+    header of distinct names holding ``epoch`` and rows of the header's length (another
+    separator, binary data or a torn line would otherwise be rewritten garbled or lost)."""
+    what = "CSV history"
+    data = fileio.read_bytes(path, what)
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark (spreadsheets) is not a name
+    except UnicodeDecodeError as e:
+        raise FileError(
+            f"cannot append to {what} {path}: not UTF-8 text (byte {e.start})"
+        ) from None
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator, strict=True)
+    try:
+        lines = [(reader.line_num, r) for r in reader if r]  # blank lines: no rows
+    except csv.Error as e:
+        raise FileError(f"cannot append to {what} {path}: line {reader.line_num}: {e}") from None
+    if not lines:
+        return []
+    (_, header), body = lines[0], lines[1:]
+    if "epoch" not in header:
+        raise FileError(
+            f"cannot append to {what} {path}: its header has no 'epoch' column "
+            f"(not a history, or written with another separator than {separator!r})"
+        )
+    if len(set(header)) != len(header):
+        twice = sorted({c for c in header if header.count(c) > 1})
+        raise FileError(f"cannot append to {what} {path}: column(s) {twice} appear twice")
+    for line, row in body:
+        if len(row) != len(header):
+            raise FileError(
+                f"cannot append to {what} {path}: line {line} has {len(row)} fields, "
+                f"the header {len(header)}"
+            )
+    return [dict(zip(header, row, strict=True)) for _, row in body]
 
 
 class JSONLogger(_HistoryLogger):
