@@ -268,6 +268,25 @@ def test_callback_exception_propagates_after_on_train_end(tmp_path):
     assert load_json(tmp_path / "h.json")["stop_reason"] == trainer.stop_reason
 
 
+def test_a_fit_ended_before_its_first_epoch_keeps_the_earlier_json_history(tmp_path):
+    """JSONLogger wrote at train end whatever it had: a fit stopped before its first epoch
+    (a callback raising, a bad resume) replaced an earlier history.json with no epochs."""
+    from barenet.fileio import load_json
+
+    path = tmp_path / "h.json"
+    train, val = make_loaders()
+    make_trainer(callbacks=[JSONLogger(path)]).fit(train, val, epochs=2)
+    before = path.read_bytes()
+
+    def refuse(t, epoch):
+        raise Pruned("stopped before training")
+
+    trainer = make_trainer(callbacks=[JSONLogger(path), LambdaCallback(on_epoch_begin=refuse)])
+    with pytest.raises(Pruned):
+        trainer.fit(train, val, epochs=2)
+    assert path.read_bytes() == before and len(load_json(path)["epochs"]) == 2
+
+
 def test_callback_can_stop_training():
     def stop(t, epoch, logs):
         if epoch == 2:

@@ -130,9 +130,16 @@ class JSONLogger(_HistoryLogger):
     """Write ``{"epochs": [logs, ...], "stop_reason": str | null}`` to ``path`` as strict JSON
     (NaN -> null), rewritten atomically every epoch and once more at train end."""
 
+    def on_train_begin(self, trainer: Any) -> None:
+        super().on_train_begin(trainer)
+        self._wrote = False
+
     def _write(self) -> None:
         fileio.save_json(self.path, {"epochs": self.rows, "stop_reason": None})
+        self._wrote = True
 
     def on_train_end(self, trainer: Any, logs: Logs) -> None:
-        reason = getattr(trainer, "stop_reason", None)
-        fileio.save_json(self.path, {"epochs": self.rows, "stop_reason": reason})
+        # a fit that ended before its first epoch leaves an earlier file as it was
+        if getattr(self, "_wrote", False) or self.rows:
+            reason = getattr(trainer, "stop_reason", None)
+            fileio.save_json(self.path, {"epochs": self.rows, "stop_reason": reason})
