@@ -130,6 +130,34 @@ def test_missing_run(tmp_path, capsys):
     assert_one_line_error(code, err, "run folder not found")
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("predict", "{image}", "{run}"),  # the two arguments swapped
+        ("test", "{run}/config.yaml"),  # a file of the run instead of its folder
+        ("info", "{run}/model.safetensors"),
+        ("export", "{image}", "--format", "onnx"),
+        ("train", "--resume", "{run}/history.csv"),
+    ],
+)
+def test_a_file_where_the_run_folder_goes(argv, mlp_run, tmp_path, capsys):
+    # These said "run folder not found: FILE" about a file that is there.
+    image = tmp_path / "seven.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n")
+    argv = [a.format(run=mlp_run, image=image) for a in argv]
+    code, _, err = run_cli(capsys, *argv)
+    given = argv[2] if argv[1] == "--resume" else argv[1]
+    assert_one_line_error(code, err, f"{given} is a file, not a run folder")
+    inside = given != str(image)
+    assert (f"the run folder holding it is {mlp_run}" in err) == inside
+
+
+def test_a_folder_that_holds_no_run(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("x")
+    code, _, err = run_cli(capsys, "test", tmp_path)
+    assert_one_line_error(code, err, f"{tmp_path} is not a run folder")  # not "checkpoint ..."
+
+
 def test_default_config_matches_shipped_file():
     from pathlib import Path
 

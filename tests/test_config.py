@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from barenet.config import ConfigError, apply_overrides, load_config, to_dict, validate
@@ -215,3 +217,31 @@ def test_a_subset_too_small_to_train_on_is_a_config_error():
     # the default val_fraction of one image per class: pooled, one of the ten to validation
     tr, va = split_indices(load_config(None, ["data.subset=0.002"]), labels)
     assert (len(tr), len(va)) == (9, 1)
+
+
+@pytest.mark.parametrize(
+    "text, want, needle",
+    [
+        ("space: {optim.lr: [0.1]}\nbase: run.yaml\n", "run", "is a search config, not a run"),
+        ("variants: {a: {}}\n", "run", "is an experiment config, not a run config"),
+        ("model: {sizes: [784, 10]}\n", "search", "is a run config, not a search config"),
+        ("train: {epochs: 1}\n", "experiment", "is a run config, not an experiment config"),
+        ("sampler: grid\nspace: {}\n", "experiment", "is a search config, not an experiment"),
+    ],
+)
+def test_a_config_of_another_kind_names_its_command(tmp_path, text, want, needle):
+    # `barenet train configs/search/x.yaml` (or search on a run config) listed every key of
+    # the file as unknown, in a 600-character line; now one line names the right command.
+    from barenet.experiment import load_experiment
+    from barenet.search import load_search
+
+    path = tmp_path / "x.yaml"
+    path.write_text(text)
+    load = {"run": load_config, "search": load_search, "experiment": load_experiment}[want]
+    with pytest.raises(ConfigError) as err:
+        load(path)
+    message = str(err.value)
+    assert needle in message and "\n" not in message and "unknown key" not in message
+    kind = re.search(r" is an? (\w+) config", message).group(1)  # the file's own kind
+    command = {"search": "search", "experiment": "experiment", "run": "train"}[kind]
+    assert f"`barenet {command} {path}`" in message

@@ -225,3 +225,12 @@ def test_from_torch_bfloat16_is_an_interop_error():
     module = torch.nn.Sequential(torch.nn.Linear(3, 2)).to(torch.bfloat16)
     with pytest.raises(InteropError, match=r"bfloat16.*\.float\(\)"):
         from_torch(module)
+
+
+def test_without_torch_the_error_says_what_to_install(monkeypatch):
+    # The light install has no torch: to_torch said only "No module named 'torch'".
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
+    with pytest.raises(ImportError, match=r"barenet.interop needs PyTorch .*pip install torch"):
+        to_torch(nn.Sequential(nn.Linear(2, 2)))

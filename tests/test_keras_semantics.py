@@ -205,3 +205,29 @@ def test_stop_training_set_by_a_callback_stops_after_the_epoch():
     trainer = make_trainer(callbacks=[LambdaCallback(on_epoch_end=stop)])
     history = trainer.fit(*make_loaders(), epochs=5)
     assert len(history) == 2 and trainer.stop_training
+
+
+# -- the arguments: a Keras call ports as written ----------------------------------------------
+def test_early_stopping_takes_keras_arguments_in_keras_order():
+    # The README says the arguments are Keras', (monitor, min_delta, patience, verbose, mode,
+    # baseline, restore_best_weights, start_from_epoch); they were in another order, so
+    # Keras' EarlyStopping("val_loss", 0.01, 3) failed with "mode must be ..., got 0.01".
+    import inspect
+
+    keras_order = ["monitor", "min_delta", "patience", "verbose", "mode", "baseline",
+                   "restore_best_weights", "start_from_epoch"]  # fmt: skip
+    assert list(inspect.signature(EarlyStopping).parameters) == keras_order
+    es = EarlyStopping("val_accuracy", 0.01, 3, 0, "max", 0.5, False, 2)
+    assert (es.monitor, es._m.min_delta, es.patience, es.mode) == ("val_accuracy", 0.01, 3, "max")
+    assert (es.baseline, es.restore_best_weights, es.start_from_epoch) == (0.5, False, 2)
+
+
+def test_model_checkpoint_and_lambda_take_no_positional_keras_call(tmp_path):
+    # Keras' ModelCheckpoint(path, "val_loss", 1, True) has verbose third (barenet has none)
+    # and LambdaCallback's first is on_epoch_begin: refused, not read as another argument.
+    with pytest.raises(TypeError, match="positional"):
+        ModelCheckpoint(tmp_path / "m.safetensors", "val_loss", 1, True)
+    with pytest.raises(TypeError, match="positional"):
+        LambdaCallback(lambda t, e: None)
+    mc = ModelCheckpoint(tmp_path / "m.safetensors", "val_loss", mode="min")
+    assert (mc.monitor, mc.mode, mc.save_best_only) == ("val_loss", "min", True)

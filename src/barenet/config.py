@@ -353,7 +353,42 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     data = read_yaml(path) if path is not None else copy.deepcopy(DEFAULT_RUN)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of config sections at the top level")
+    check_kind(data, path, "run")
     return validate(apply_overrides(data, overrides))
+
+
+# The three kinds of config file, told apart by a key only that kind has, and their command.
+_KIND_COMMANDS = {"run": "train", "search": "search", "experiment": "experiment"}
+_AN = {"run": "a run", "search": "a search", "experiment": "an experiment"}
+
+
+def config_kind(data: Any) -> str | None:
+    """``"experiment"`` (it has ``variants``), ``"search"`` (``space`` or ``sampler``),
+    ``"run"`` (a run section at the top: data, model, optim, schedule, train), else None."""
+    if not isinstance(data, dict):
+        return None
+    if "variants" in data:
+        return "experiment"
+    if "space" in data or "sampler" in data:
+        return "search"
+    if any(k in data for k in ("data", "model", "optim", "schedule", "train")):
+        return "run"
+    return None
+
+
+def check_kind(data: Any, path: str | Path | None, want: str) -> None:
+    """ConfigError in one line when the file at ``path`` is another kind of config than
+    ``want`` (a search config given to ``barenet train``, a run config to ``barenet search``),
+    naming the command that takes it; before, the schema listed every key as unknown."""
+    kind = config_kind(data)
+    if kind is None or kind == want:
+        return
+    hint = f"run it with `barenet {_KIND_COMMANDS[kind]} {path}`"
+    if kind == "run":
+        folder = "configs/search/" if want == "search" else "configs/experiments/"
+        hint = f"train it with `barenet train {path}`, or name it as `base:` in {_AN[want]} config"
+        hint += f" (see {folder})"
+    raise ConfigError(f"{path} is {_AN[kind]} config, not {_AN[want]} config: {hint}")
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:

@@ -22,8 +22,13 @@ class InteropError(UserError):
 
 
 def _torch():
-    import torch
-
+    try:
+        import torch
+    except ImportError as e:  # the light install: say what to install, as barenet.sklearn does
+        raise ImportError(
+            f"barenet.interop needs PyTorch ({e}): pip install torch, or pip install -e "
+            "'.[test]' in barenet's folder"
+        ) from None
     return torch
 
 

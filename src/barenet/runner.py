@@ -228,7 +228,7 @@ def resume_run(
     ``on_start(cfg, status)`` is called once the folder is locked, before training."""
     run = Path(run_dir)
     if not run.is_dir():
-        raise rundir.RunFolderError(f"run folder not found: {run}")
+        raise rundir.no_run_folder(run)
     if not (run / CONFIG_FILE).is_file():
         raise rundir.RunFolderError(f"{run} is not a run folder: no {CONFIG_FILE}")
     with rundir.lock(run):
@@ -375,9 +375,7 @@ def _jsonable(result: dict[str, Any]) -> dict[str, Any]:
 
 def load_run(run_dir: str | Path) -> tuple[Config, nn.Sequential]:
     """The config and the trained model of a run folder; every name and shape is checked."""
-    run = Path(run_dir)
-    if not run.is_dir():
-        raise rundir.RunFolderError(f"run folder not found: {run}")
+    run = rundir.check_run_dir(run_dir)  # a folder, holding something of a run
     if not rundir.present(run / MODEL_FILE) and rundir.present(run / CONFIG_FILE):
         status = rundir.run_status(run).describe(run)
         raise rundir.RunFolderError(f"{run} has no {MODEL_FILE} yet: {status}")

@@ -30,6 +30,7 @@ import yaml
 from .. import fileio
 from ..config import (
     ConfigError,
+    check_kind,
     load_base,
     merge_into,
     parse_overrides,
@@ -246,7 +247,9 @@ def load_experiment(
 ) -> Experiment:
     """Read and validate an experiment YAML (see ``resolve_experiment``)."""
     p = Path(path)
-    return resolve_experiment(_read_strict(p), str(p), p.parent, seeds, sets)
+    data = _read_strict(p)
+    check_kind(data, p, "experiment")
+    return resolve_experiment(data, str(p), p.parent, seeds, sets)
 
 
 def default_out(name: str, sets: Sequence[str] = ()) -> Path:

@@ -38,11 +38,22 @@ def present(path: str | Path) -> bool:
     return os.path.lexists(path)
 
 
+def no_run_folder(run: Path) -> RunFolderError:
+    """The error for a ``run`` that is no folder: missing, or a file given in its place (an
+    image or a config named where the run folder goes, or a file inside a run folder)."""
+    if not os.path.lexists(run):
+        return RunFolderError(f"run folder not found: {run}")
+    hint = ""
+    if run.parent.is_dir() and any(present(run.parent / f) for f in (MODEL_FILE, CONFIG_FILE)):
+        hint = f"; the run folder holding it is {run.parent}"
+    return RunFolderError(f"{run} is a file, not a run folder (the folder a training wrote){hint}")
+
+
 def check_run_dir(run_dir: str | Path) -> Path:
     """The folder as a Path, or RunFolderError if it is missing or holds no run at all."""
     run = Path(run_dir)
     if not run.is_dir():
-        raise RunFolderError(f"run folder not found: {run}")
+        raise no_run_folder(run)
     if not any(present(run / f) for f in (MODEL_FILE, HISTORY_FILE, CONFIG_FILE)):
         raise RunFolderError(
             f"{run} is not a run folder: expected {MODEL_FILE}, {HISTORY_FILE} or {CONFIG_FILE}"
@@ -75,7 +86,7 @@ def read_config(run_dir: str | Path, embedded: Mapping[str, Any] | None = None) 
     """
     run = Path(run_dir)
     if not run.is_dir():
-        raise RunFolderError(f"run folder not found: {run}")
+        raise no_run_folder(run)
     yaml_path, weights = run / CONFIG_FILE, run / MODEL_FILE
     if embedded is None and present(weights):
         embedded = read_weights(run)[1]

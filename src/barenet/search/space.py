@@ -26,6 +26,7 @@ from ..config import (
     Config,
     ConfigError,
     Strict,
+    check_kind,
     load_base,
     read_yaml,
     set_path,
@@ -352,6 +353,7 @@ def load_search(path: str | Path, study: str | None = None) -> Search:
     """Read and validate a search YAML; ``study`` overrides its study name."""
     path = Path(path)
     data = read_yaml(path)
+    check_kind(data, path, "search")
     search = resolve_search(data, root=path.parent, source=str(path))
     if study is not None:
         search.study_name = check_name(study, "study name")

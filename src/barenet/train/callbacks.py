@@ -97,10 +97,13 @@ _HOOKS = (
 
 class LambdaCallback(Callback):
     """A callback from plain functions with the hooks' signatures, e.g.
-    ``LambdaCallback(on_epoch_end=lambda t, e, logs: print(e, logs["loss"]))``."""
+    ``LambdaCallback(on_epoch_end=lambda t, e, logs: print(e, logs["loss"]))``. Keyword
+    arguments only: Keras' first positional one is ``on_epoch_begin``, barenet's hooks were
+    in another order."""
 
     def __init__(
         self,
+        *,
         on_train_begin: Callable[..., None] | None = None,
         on_epoch_begin: Callable[..., None] | None = None,
         on_batch_end: Callable[..., None] | None = None,
@@ -198,7 +201,8 @@ class EarlyStopping(_MonitoredCallback):
     ``restore_best_weights`` the model gets the best epoch's weights back in
     ``on_train_end`` whether or not training stopped early (Keras 3 behaviour).
 
-    Differences from Keras: ``patience=5`` and ``restore_best_weights=True`` by default
+    The arguments are Keras 3's, in its order (so positional calls port too). Differences
+    from Keras: ``patience=5`` and ``restore_best_weights=True`` by default
     (Keras: 0 and False); a NaN is never an improvement, not even the first value (Keras
     takes a first NaN as the best and then never improves on it).
 
@@ -208,13 +212,13 @@ class EarlyStopping(_MonitoredCallback):
     def __init__(
         self,
         monitor: str = "val_loss",
-        mode: str = "auto",
-        patience: int = 5,
         min_delta: float = 0.0,
-        restore_best_weights: bool = True,
-        baseline: float | None = None,
-        start_from_epoch: int = 0,
+        patience: int = 5,
         verbose: int = 0,
+        mode: str = "auto",
+        baseline: float | None = None,
+        restore_best_weights: bool = True,
+        start_from_epoch: int = 0,
     ) -> None:
         if patience < 0:
             raise ValueError(f"patience must be >= 0, got {patience}")

@@ -28,9 +28,12 @@ class ModelCheckpoint(_MonitoredCallback):
     logs. The default ``save_fn`` (``checkpoint.save_model``) writes atomically, so an
     interrupted save keeps the previous best file.
 
-    Differences from Keras: ``monitor="val_accuracy"`` and ``save_best_only=True`` by
-    default (Keras: ``"val_loss"``, False); with ``save_best_only``, an epoch whose logs
-    lack ``monitor`` is skipped with a warning (Keras 3 saves it).
+    Arguments after ``monitor`` are keyword-only: Keras' third is ``verbose``, which
+    barenet's lacks (as ``save_weights_only``), so a positional Keras call is refused by name
+    instead of read as ``mode``. Differences from Keras: ``monitor="val_accuracy"`` and
+    ``save_best_only=True`` by default (Keras: ``"val_loss"``, False); with
+    ``save_best_only``, an epoch whose logs lack ``monitor`` is skipped with a warning
+    (Keras 3 saves it).
 
     Attributes: ``best``, ``best_epoch``, ``last_saved`` (path or None), ``saved`` (all paths).
     """
@@ -39,6 +42,7 @@ class ModelCheckpoint(_MonitoredCallback):
         self,
         path: str | Path,
         monitor: str = "val_accuracy",
+        *,
         mode: str = "auto",
         save_best_only: bool = True,
         save_fn: Callable[[Path, Any, dict[str, Any]], Any] | None = None,
