@@ -124,6 +124,7 @@ def test_trials_of_a_dead_worker_are_failed_and_retried(tmp_path):
     s = search({"optim.lr": list(quality)}, sampler="grid")
     storage = make_storage(None, tmp_path)
     study = open_study(SearchTask(s), storage)
+    assert study.metric_names == ["val_accuracy"]  # the dashboard said "Objective 0"
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,

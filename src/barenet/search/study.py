@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -116,6 +117,15 @@ def _diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
+def _name_objective(study: optuna.Study, name: str) -> None:
+    """Name the study's value after its metric, so the dashboard shows "val_accuracy", not
+    "Objective 0" (Optuna marks the API experimental: its warning is not the user's news)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if study.metric_names != [name]:
+            study.set_metric_names([name])
+
+
 def open_study(
     task: StudyTask,
     storage: BaseStorage,
@@ -139,6 +149,8 @@ def open_study(
             f"{study.direction.name.lower()}; use another --study"
         )
     _check_values(study, task.study_name)
+    if create:
+        _name_objective(study, task.objective_key)
     mine = task.fingerprint()
     stored = study.user_attrs.get(FINGERPRINT_ATTR)
     if stored is None and create:
