@@ -4,10 +4,11 @@ They follow scikit-learn's contract (``fit``/``partial_fit``/``predict``/``predi
 ``score``, ``classes_`` of any label type, ``random_state``; parameters are stored untouched
 and validated at ``fit``), so they work in ``Pipeline``, ``GridSearchCV`` and
 ``cross_val_score``. Parameter names follow ``sklearn.neural_network.MLPClassifier`` where the
-idea is the same (``hidden_layer_sizes``, ``solver``, ``alpha`` = L2 weight decay,
-``learning_rate_init``, ``max_iter`` = epochs, ``tol``/``n_iter_no_change`` on the training
-loss). The network, optimizer and training loop are barenet's (config -> builders ->
-``Trainer``), trained in float32 and evaluated in float64. Needs ``pip install -e '.[sklearn]'``.
+idea is the same, with its meaning (``hidden_layer_sizes``, ``solver``, ``alpha`` = its L2
+penalty, ``learning_rate_init``, ``max_iter`` = epochs, ``tol``/``n_iter_no_change`` on the
+training loss, and for ``MLPClassifier`` its Glorot-uniform start). The network, optimizer
+and training loop are barenet's (config -> builders -> ``Trainer``), trained in float32 and
+evaluated in float64. Needs ``pip install -e '.[sklearn]'``.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ except ImportError as e:  # the light install: name the extra, not just the modu
 from .builders import build_model, build_optimizer
 from .config import validate
 from .data import DataLoader
-from .nn import CrossEntropyLoss
+from .nn import CrossEntropyLoss, Linear
 from .nn.loss import softmax
-from .train.callbacks import EarlyStopping
+from .train.callbacks import Callback
 from .train.trainer import Trainer, TrainingDiverged
 
 __all__ = ["CNNClassifier", "MLPClassifier"]
@@ -65,6 +66,25 @@ def _sizes(v: Any) -> list[int]:
     return [] if v is None or np.size(v) == 0 else [int(h) for h in np.atleast_1d(v)]
 
 
+class _NoImprovement(Callback):
+    """scikit-learn's MLP stopping rule on the training loss: stop once it has failed to
+    beat the best so far by ``tol`` for more than ``n_iter_no_change`` epochs in a row; the
+    last weights are kept (no restore)."""
+
+    def __init__(self, tol: float, n_iter_no_change: int) -> None:
+        self.tol, self.n_iter_no_change = tol, n_iter_no_change
+
+    def on_train_begin(self, trainer: Any) -> None:
+        self.best, self.count = math.inf, 0
+
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, Any]) -> None:
+        loss = logs["loss"]
+        self.count = self.count + 1 if loss > self.best - self.tol else 0
+        self.best = min(self.best, loss)
+        if self.count > self.n_iter_no_change:
+            trainer.stop_training = True
+
+
 class _NetClassifier(ClassifierMixin, BaseEstimator):
     """What both estimators share; subclasses say how the model config is built."""
 
@@ -93,21 +113,19 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         if first:
             self.classes_ = np.unique(y if classes is None else np.asarray(classes))
-            self._build(X.shape[1])
+            self._build(*X.shape)
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise ValueError(f"classes {classes!r} differ from the first call's {self.classes_!r}")
         target = np.searchsorted(self.classes_, y)
         if np.any(target >= len(self.classes_)) or np.any(self.classes_[target] != y):
             raise ValueError("y holds labels that are not in classes")
-        batch = min(200 if self.batch_size == "auto" else int(self.batch_size), len(X))
+        batch = self._batch(len(X))
         loader = DataLoader(
             self._reshape(X), target, batch_size=batch, shuffle=True, rng=self._shuffle_rng
         )
         callbacks = []
         if epochs > 1 and self.n_iter_no_change:
-            callbacks.append(
-                EarlyStopping(monitor="loss", patience=self.n_iter_no_change, min_delta=self.tol)
-            )
+            callbacks.append(_NoImprovement(self.tol, self.n_iter_no_change))
         trainer = Trainer(
             self.model_,
             CrossEntropyLoss(),
@@ -125,7 +143,13 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
         self.loss_ = self.loss_curve_[-1]
         return self
 
-    def _build(self, n_features: int) -> None:
+    def _batch(self, n_samples: int) -> int:
+        return min(200 if self.batch_size == "auto" else int(self.batch_size), n_samples)
+
+    def _init_weights(self, model: Any, rng: np.random.Generator) -> None:
+        """The first weights; the network's own (config) initialisation by default."""
+
+    def _build(self, n_samples: int, n_features: int) -> None:
         if self.solver not in ("sgd", "adam", "adamw", "rmsprop"):
             raise ValueError(f"solver must be sgd, adam, adamw or rmsprop, got {self.solver!r}")
         if not (_is_int(self.max_iter) and self.max_iter >= 1):
@@ -150,7 +174,9 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
                 "optim": {
                     "name": self.solver,
                     "lr": self.learning_rate_init,
-                    "weight_decay": self.alpha,
+                    # scikit-learn's penalty alpha/2 ||W||^2 per batch of n samples (its
+                    # gradient alpha W / n), on the weights only, as sklearn's MLP
+                    "weight_decay": self.alpha / self._batch(n_samples),
                     "momentum": self.momentum,
                 },
             },
@@ -160,6 +186,7 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
         init, shuffle = (np.random.default_rng(s) for s in seeds.spawn(2))
         self._shuffle_rng = shuffle
         self.model_ = build_model(cfg.model, init, "float32")
+        self._init_weights(self.model_, init)
         self.optimizer_ = build_optimizer(self.model_.parameters(), cfg.optim)
 
     # -- predicting ---------------------------------------------------------------
@@ -199,12 +226,14 @@ class MLPClassifier(_NetClassifier):
         activation: ``relu``, ``tanh``, ``logistic`` (= ``sigmoid``), ``identity``, as
             scikit-learn's, or barenet's ``leaky_relu``.
         solver: ``adam``, ``adamw``, ``sgd`` or ``rmsprop``.
-        alpha: L2 weight decay (biases excluded).
+        alpha: L2 penalty as scikit-learn's: alpha/2 ||W||^2 added to each batch's mean
+            loss, divided by the batch size (weight decay alpha / batch; biases spared).
         batch_size: samples per step; ``"auto"`` = min(200, n_samples).
         learning_rate_init: the optimizer's learning rate.
         max_iter: epochs (``fit``); ``partial_fit`` runs one.
-        tol, n_iter_no_change: stop when the training loss has not improved by ``tol`` for
-            ``n_iter_no_change`` epochs (0 or None: never).
+        tol, n_iter_no_change: scikit-learn's rule: stop when the training loss has not
+            beaten its best by ``tol`` for more than ``n_iter_no_change`` epochs in a row
+            (0 or None: never); the last weights are kept.
         momentum: SGD / RMSprop momentum.
         dropout: dropout after each hidden layer.
         random_state: seed of the initial weights and the shuffling (None: fresh entropy).
@@ -240,6 +269,17 @@ class MLPClassifier(_NetClassifier):
         self.dropout = dropout
         self.random_state = random_state
         self.verbose = verbose
+
+    def _init_weights(self, model: Any, rng: np.random.Generator) -> None:
+        """scikit-learn's MLP start: weights and biases of each layer from U(-b, b),
+        b = sqrt(f / (fan_in + fan_out)), f = 2 for logistic units, else 6 (Glorot)."""
+        f = 2.0 if self.activation in ("logistic", "sigmoid") else 6.0
+        for layer in model.modules():
+            if isinstance(layer, Linear):
+                fan_out, fan_in = layer.weight.shape
+                b = math.sqrt(f / (fan_in + fan_out))
+                layer.weight.data[...] = rng.uniform(-b, b, layer.weight.shape)
+                layer.bias.data[...] = rng.uniform(-b, b, fan_out)
 
     def _model_config(self, n_features: int, n_classes: int) -> dict[str, Any]:
         return {
