@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         metavar="COMMAND",
         title="commands",
-        help="run `barenet COMMAND --help` for its arguments",
+        help="run `barenet COMMAND --help` (or `barenet help COMMAND`) for its arguments",
     )
     for module in COMMAND_MODULES:
         module.register(sub)
