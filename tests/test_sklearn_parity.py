@@ -15,7 +15,8 @@ from sklearn.neural_network import MLPClassifier as SklearnMLP
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from barenet.sklearn import MLPClassifier, _NoImprovement
+from barenet.sklearn import MLPClassifier
+from barenet.sklearn.stopping import NoImprovement
 
 DATA = {"iris": load_iris, "wine": load_wine, "digits": load_digits}
 
@@ -67,7 +68,7 @@ def test_stopping_rule_is_scikit_learns():
     for _ in range(300):
         tol, patience = float(rng.choice([0.0, 1e-4, 0.05])), int(rng.integers(0, 6))
         losses = list(np.cumsum(rng.normal(-0.01, 0.05, 60)) + 2)
-        rule, trainer = _NoImprovement(tol, patience), _Trainer()
+        rule, trainer = NoImprovement(tol, patience), _Trainer()
         rule.on_train_begin(trainer)
         stopped = None
         for epoch, loss in enumerate(losses, start=1):

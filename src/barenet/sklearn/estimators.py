@@ -1,88 +1,28 @@
-"""scikit-learn estimators backed by barenet: ``MLPClassifier`` and ``CNNClassifier``.
-
-They follow scikit-learn's contract (``fit``/``partial_fit``/``predict``/``predict_proba``/
-``score``, ``classes_`` of any label type, ``random_state``; parameters are stored untouched
-and validated at ``fit``), so they work in ``Pipeline``, ``GridSearchCV`` and
-``cross_val_score``. Parameter names follow ``sklearn.neural_network.MLPClassifier`` where the
-idea is the same, with its meaning (``hidden_layer_sizes``, ``solver``, ``alpha`` = its L2
-penalty, ``learning_rate_init``, ``max_iter`` = epochs, ``tol``/``n_iter_no_change`` on the
-training loss, and for ``MLPClassifier`` its Glorot-uniform start). The network, optimizer
-and training loop are barenet's (config -> builders -> ``Trainer``), trained in float32 and
-evaluated in float64. Needs ``pip install -e '.[sklearn]'``.
-"""
+"""``MLPClassifier`` and ``CNNClassifier``: barenet networks behind scikit-learn's contract
+(see the package docstring)."""
 
 from __future__ import annotations
 
 import copy
 import math
-import numbers
 from typing import Any
 
 import numpy as np
-
-try:
-    from sklearn.base import BaseEstimator, ClassifierMixin
-    from sklearn.utils.multiclass import check_classification_targets
-    from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
-except ImportError as e:  # the light install: name the extra, not just the module
-    raise ImportError(
-        f"barenet.sklearn needs scikit-learn ({e}): pip install -e '.[sklearn]' in barenet's folder"
-    ) from e
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 
 # barenet's builders and training loop: imported here, in one place.
-from .builders import build_model, build_optimizer
-from .config import validate
-from .data import DataLoader
-from .nn import CrossEntropyLoss, Linear
-from .nn.loss import softmax
-from .train.callbacks import Callback
-from .train.trainer import Trainer, TrainingDiverged
-
-__all__ = ["CNNClassifier", "MLPClassifier"]
+from ..builders import build_model, build_optimizer
+from ..config import validate
+from ..data import DataLoader
+from ..nn import CrossEntropyLoss, Linear
+from ..nn.loss import softmax
+from ..train.trainer import Trainer, TrainingDiverged
+from .params import ACTIVATIONS, activation, check_real, is_int, sizes
+from .stopping import NoImprovement
 
 PREDICT_BATCH = 1024
-
-
-def _is_int(v: Any) -> bool:
-    """An int as scikit-learn's parameter checks take it: NumPy's too (a grid over
-    np.arange), never a bool."""
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
-def _check_real(name: str, value: Any, low: float, high: float, low_ok: bool = True) -> None:
-    """scikit-learn's parameter check: a real number in [low, high) (or (low, high)), named
-    by the estimator's parameter, not the config key it becomes."""
-    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not (real and (low <= value if low_ok else low < value) and value < high):
-        interval = f"{'[' if low_ok else '('}{low:g}, {high:g})"
-        raise ValueError(f"{name} must be a real number in {interval}, got {value!r}")
-
-
-ACTIVATIONS = ("relu", "tanh", "logistic", "identity", "sigmoid", "leaky_relu")
-
-
-def _sizes(v: Any) -> list[int]:
-    """Layer sizes from a tuple, list, NumPy array or a single int; None or empty: none."""
-    return [] if v is None or np.size(v) == 0 else [int(h) for h in np.atleast_1d(v)]
-
-
-class _NoImprovement(Callback):
-    """scikit-learn's MLP stopping rule on the training loss: stop once it has failed to
-    beat the best so far by ``tol`` for more than ``n_iter_no_change`` epochs in a row; the
-    last weights are kept (no restore)."""
-
-    def __init__(self, tol: float, n_iter_no_change: int) -> None:
-        self.tol, self.n_iter_no_change = tol, n_iter_no_change
-
-    def on_train_begin(self, trainer: Any) -> None:
-        self.best, self.count = math.inf, 0
-
-    def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, Any]) -> None:
-        loss = logs["loss"]
-        self.count = self.count + 1 if loss > self.best - self.tol else 0
-        self.best = min(self.best, loss)
-        if self.count > self.n_iter_no_change:
-            trainer.stop_training = True
 
 
 class _NetClassifier(ClassifierMixin, BaseEstimator):
@@ -125,7 +65,7 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
         )
         callbacks = []
         if epochs > 1 and self.n_iter_no_change:
-            callbacks.append(_NoImprovement(self.tol, self.n_iter_no_change))
+            callbacks.append(NoImprovement(self.tol, self.n_iter_no_change))
         trainer = Trainer(
             self.model_,
             CrossEntropyLoss(),
@@ -152,19 +92,19 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
     def _build(self, n_samples: int, n_features: int) -> None:
         if self.solver not in ("sgd", "adam", "adamw", "rmsprop"):
             raise ValueError(f"solver must be sgd, adam, adamw or rmsprop, got {self.solver!r}")
-        if not (_is_int(self.max_iter) and self.max_iter >= 1):
+        if not (is_int(self.max_iter) and self.max_iter >= 1):
             raise ValueError(f"max_iter must be a positive int, got {self.max_iter!r}")
-        if self.batch_size != "auto" and not (_is_int(self.batch_size) and self.batch_size >= 1):
+        if self.batch_size != "auto" and not (is_int(self.batch_size) and self.batch_size >= 1):
             raise ValueError(
                 f"batch_size must be 'auto' or a positive int, got {self.batch_size!r}"
             )
-        _check_real("learning_rate_init", self.learning_rate_init, 0.0, math.inf, low_ok=False)
-        _check_real("alpha", self.alpha, 0.0, math.inf)
-        _check_real("momentum", self.momentum, 0.0, 1.0)
-        _check_real("dropout", self.dropout, 0.0, 1.0)
+        check_real("learning_rate_init", self.learning_rate_init, 0.0, math.inf, low_ok=False)
+        check_real("alpha", self.alpha, 0.0, math.inf)
+        check_real("momentum", self.momentum, 0.0, 1.0)
+        check_real("dropout", self.dropout, 0.0, 1.0)
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
-        if any(h < 1 for h in _sizes(self.hidden_layer_sizes)):
+        if any(h < 1 for h in sizes(self.hidden_layer_sizes)):
             raise ValueError(
                 f"hidden_layer_sizes must be positive, got {self.hidden_layer_sizes!r}"
             )
@@ -211,11 +151,6 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
     def predict_log_proba(self, X: Any) -> np.ndarray:
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
-
-
-def _activation(name: Any) -> Any:
-    """scikit-learn's activation names to barenet's: ``logistic`` is ``sigmoid``."""
-    return "sigmoid" if name == "logistic" else name
 
 
 class MLPClassifier(_NetClassifier):
@@ -284,8 +219,8 @@ class MLPClassifier(_NetClassifier):
     def _model_config(self, n_features: int, n_classes: int) -> dict[str, Any]:
         return {
             "type": "mlp",
-            "sizes": [n_features, *_sizes(self.hidden_layer_sizes), n_classes],
-            "activation": _activation(self.activation),
+            "sizes": [n_features, *sizes(self.hidden_layer_sizes), n_classes],
+            "activation": activation(self.activation),
             "dropout": self.dropout,
         }
 
@@ -353,25 +288,25 @@ class CNNClassifier(_NetClassifier):
     def _model_config(self, n_features: int, n_classes: int) -> dict[str, Any]:
         c, h, w = self.input_shape_ = self._image_shape(n_features)
         k = self.kernel_size
-        if not _is_int(k) or k < 1 or k % 2 == 0:
+        if not is_int(k) or k < 1 or k % 2 == 0:
             raise ValueError(f"kernel_size must be a positive odd int, got {self.kernel_size!r}")
-        if not _is_int(self.pool) or self.pool < 0:
+        if not is_int(self.pool) or self.pool < 0:
             raise ValueError(f"pool must be an int >= 0 (0 or 1: none), got {self.pool!r}")
         blocks = []
-        for ch in _sizes(self.channels):
+        for ch in sizes(self.channels):
             pool = int(self.pool) if min(h, w) >= self.pool else 1
             blocks.append(
                 {"channels": int(ch), "kernel": int(k), "padding": int(k) // 2, "pool": pool}
             )
             if pool > 1:
                 h, w = h // pool, w // pool
-        hidden = _sizes(self.hidden_layer_sizes)
+        hidden = sizes(self.hidden_layer_sizes)
         return {
             "type": "cnn",
             "input_shape": [c, self.input_shape_[1], self.input_shape_[2]],
             "blocks": blocks,
             "dense": [*hidden, n_classes],
-            "activation": _activation(self.activation),
+            "activation": activation(self.activation),
             "dropout": self.dropout,
         }
 
