@@ -77,3 +77,39 @@ def test_stopping_rule_is_scikit_learns():
                 stopped = epoch
                 break
         assert stopped == sklearn_stop_epoch(losses, tol, patience)
+
+
+def test_scikit_learns_parameters_are_there():
+    """All of sklearn's MLPClassifier parameters but its learning-rate schedules and L-BFGS
+    budget (early_stopping=True and the others raised "unexpected keyword argument")."""
+    import inspect
+
+    theirs = set(inspect.signature(SklearnMLP).parameters)
+    ours = set(inspect.signature(MLPClassifier).parameters)
+    assert theirs - ours == {"learning_rate", "power_t", "max_fun"}
+    assert ours - theirs == {"dropout"}
+
+
+def test_early_stopping_holds_out_validation_and_keeps_the_best_epoch():
+    x, y = load_digits(return_X_y=True)
+    x = StandardScaler().fit_transform(x)
+    est = MLPClassifier(early_stopping=True, n_iter_no_change=3, random_state=0).fit(x, y)
+    assert 3 < est.n_iter_ < 200 and len(est.validation_scores_) == est.n_iter_
+    assert est.best_validation_score_ == max(est.validation_scores_) and est.best_loss_ is None
+    late = est.validation_scores_.index(est.best_validation_score_) + 1
+    assert est.n_iter_ == late + 4  # more than n_iter_no_change epochs without a gain
+    ours = accuracy(MLPClassifier, "digits", True, early_stopping=True)
+    theirs = accuracy(SklearnMLP, "digits", True, early_stopping=True)
+    assert ours >= theirs - 0.03, (ours, theirs)
+    with pytest.raises(ValueError, match="too few to validate"):
+        MLPClassifier(early_stopping=True, validation_fraction=0.01).fit(x[:50], y[:50])
+
+
+def test_warm_start_goes_on_from_the_last_weights():
+    x, y = load_iris(return_X_y=True)
+    est = MLPClassifier(max_iter=5, n_iter_no_change=0, warm_start=True, random_state=0)
+    first = est.fit(x, y).loss_curve_[-1]
+    est.fit(x, y)
+    assert est.n_iter_ == 10 and len(est.loss_curve_) == 10 and est.loss_curve_[-1] < first
+    cold = MLPClassifier(max_iter=5, n_iter_no_change=0, random_state=0).fit(x, y)
+    assert cold.fit(x, y).n_iter_ == 5  # without warm_start, fit starts again

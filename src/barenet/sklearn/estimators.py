@@ -15,12 +15,12 @@ from sklearn.utils.validation import check_is_fitted, check_random_state, valida
 # barenet's builders and training loop: imported here, in one place.
 from ..builders import build_model, build_optimizer
 from ..config import validate
-from ..data import DataLoader
+from ..data import DataLoader, train_val_split
 from ..nn import CrossEntropyLoss, Linear
 from ..nn.loss import softmax
 from ..train.trainer import Trainer, TrainingDiverged
-from .params import ACTIVATIONS, activation, check_real, is_int, sizes
-from .stopping import NoImprovement
+from .params import ACTIVATIONS, activation, check_real, is_int, sizes, store_params
+from .stopping import NoImprovement, NoValidationImprovement
 
 PREDICT_BATCH = 1024
 
@@ -37,8 +37,9 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
     # -- fitting ------------------------------------------------------------------
     def fit(self, X: Any, y: Any) -> _NetClassifier:
         """Train a new network for up to ``max_iter`` epochs on ``X`` (n_samples, n_features)."""
-        for attr in ("model_", "optimizer_", "classes_", "loss_curve_", "n_iter_"):
-            self.__dict__.pop(attr, None)
+        if not (self.warm_start and hasattr(self, "model_")):  # warm_start: go on from here
+            for attr in ("model_", "optimizer_", "classes_", "loss_curve_", "n_iter_"):
+                self.__dict__.pop(attr, None)
         return self._fit(X, y, epochs=int(self.max_iter), classes=None)
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None) -> _NetClassifier:
@@ -59,13 +60,30 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
         target = np.searchsorted(self.classes_, y)
         if np.any(target >= len(self.classes_)) or np.any(self.classes_[target] != y):
             raise ValueError("y holds labels that are not in classes")
-        batch = self._batch(len(X))
+        X, val_loader = self._reshape(X), None
+        # early_stopping: scikit-learn's held-out validation_fraction (stratified); fit only
+        stopping: Any = None
+        if self.early_stopping and epochs > 1:
+            check_real("validation_fraction", self.validation_fraction, 0.0, 1.0, low_ok=False)
+            keep, held = train_val_split(target, self.validation_fraction, self._split_rng)
+            if len(held) < 2 or not len(keep):
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} of {len(X)} samples "
+                    "leaves too few to validate on (2 at least) or to train on"
+                )
+            val_loader = DataLoader(X[held], target[held], batch_size=PREDICT_BATCH)
+            X, target = X[keep], target[keep]
+            stopping = NoValidationImprovement(self.tol, self.n_iter_no_change or 0)
+        elif epochs > 1 and self.n_iter_no_change:
+            stopping = NoImprovement(self.tol, self.n_iter_no_change)
         loader = DataLoader(
-            self._reshape(X), target, batch_size=batch, shuffle=True, rng=self._shuffle_rng
+            X,
+            target,
+            batch_size=self._batch(len(X)),
+            shuffle=bool(self.shuffle),
+            rng=self._shuffle_rng,
         )
-        callbacks = []
-        if epochs > 1 and self.n_iter_no_change:
-            callbacks.append(NoImprovement(self.tol, self.n_iter_no_change))
+        callbacks = [] if stopping is None else [stopping]
         trainer = Trainer(
             self.model_,
             CrossEntropyLoss(),
@@ -74,13 +92,18 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
             progress=bool(self.verbose),
         )
         try:
-            history = trainer.fit(loader, epochs=epochs)
+            history = trainer.fit(loader, val_loader, epochs=epochs)
         except TrainingDiverged as e:  # the hint in the estimator's own parameter names
             what = (trainer.stop_reason or str(e)).split("; try ")[0]
             raise TrainingDiverged(f"{what}; try a lower learning_rate_init") from None
         self.loss_curve_ = [*getattr(self, "loss_curve_", []), *(e["loss"] for e in history.epochs)]
         self.n_iter_ = getattr(self, "n_iter_", 0) + len(history.epochs)
         self.loss_ = self.loss_curve_[-1]
+        if isinstance(stopping, NoValidationImprovement):  # scikit-learn's attributes
+            self.validation_scores_, self.best_validation_score_ = stopping.scores, stopping.best
+            self.best_loss_ = None
+        else:
+            self.best_loss_ = min(self.loss_curve_)
         return self
 
     def _batch(self, n_samples: int) -> int:
@@ -102,6 +125,9 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
         check_real("alpha", self.alpha, 0.0, math.inf)
         check_real("momentum", self.momentum, 0.0, 1.0)
         check_real("dropout", self.dropout, 0.0, 1.0)
+        check_real("beta_1", self.beta_1, 0.0, 1.0)
+        check_real("beta_2", self.beta_2, 0.0, 1.0)
+        check_real("epsilon", self.epsilon, 0.0, math.inf, low_ok=False)
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if any(h < 1 for h in sizes(self.hidden_layer_sizes)):
@@ -118,13 +144,19 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
                     # gradient alpha W / n), on the weights only, as sklearn's MLP
                     "weight_decay": self.alpha / self._batch(n_samples),
                     "momentum": self.momentum,
+                    # scikit-learn's SGD default: Nesterov momentum
+                    "nesterov": bool(self.nesterovs_momentum)
+                    and self.solver == "sgd"
+                    and self.momentum > 0,
+                    "betas": (self.beta_1, self.beta_2),
+                    "eps": self.epsilon,
                 },
             },
             check_data=False,  # the user's features and classes, not data.dataset's
         )
         seeds = np.random.SeedSequence(check_random_state(self.random_state).randint(2**31))
-        init, shuffle = (np.random.default_rng(s) for s in seeds.spawn(2))
-        self._shuffle_rng = shuffle
+        init, shuffle, split = (np.random.default_rng(s) for s in seeds.spawn(3))
+        self._shuffle_rng, self._split_rng = shuffle, split
         self.model_ = build_model(cfg.model, init, "float32")
         self._init_weights(self.model_, init)
         self.optimizer_ = build_optimizer(self.model_.parameters(), cfg.optim)
@@ -172,6 +204,11 @@ class MLPClassifier(_NetClassifier):
         momentum: SGD / RMSprop momentum.
         dropout: dropout after each hidden layer.
         random_state: seed of the initial weights and the shuffling (None: fresh entropy).
+        warm_start, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2,
+            epsilon, shuffle: scikit-learn's: ``fit`` goes on from the last weights;
+            Nesterov momentum for ``sgd``; hold out ``validation_fraction`` (stratified),
+            stop on its accuracy (``validation_scores_``, ``best_validation_score_``) and
+            keep the best epoch's weights; Adam's betas and eps; shuffle every epoch.
         verbose: show barenet's progress (a bar, and a line per epoch).
     """
 
@@ -190,20 +227,16 @@ class MLPClassifier(_NetClassifier):
         dropout: float = 0.0,
         random_state: Any = None,
         verbose: bool = False,
+        warm_start: bool = False,
+        nesterovs_momentum: bool = True,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        shuffle: bool = True,
     ) -> None:
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.max_iter = max_iter
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.momentum = momentum
-        self.dropout = dropout
-        self.random_state = random_state
-        self.verbose = verbose
+        store_params(self, locals())
 
     def _init_weights(self, model: Any, rng: np.random.Generator) -> None:
         """scikit-learn's MLP start: weights and biases of each layer from U(-b, b),
@@ -255,24 +288,16 @@ class CNNClassifier(_NetClassifier):
         dropout: float = 0.0,
         random_state: Any = None,
         verbose: bool = False,
+        warm_start: bool = False,
+        nesterovs_momentum: bool = True,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        shuffle: bool = True,
     ) -> None:
-        self.input_shape = input_shape
-        self.channels = channels
-        self.kernel_size = kernel_size
-        self.pool = pool
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.max_iter = max_iter
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.momentum = momentum
-        self.dropout = dropout
-        self.random_state = random_state
-        self.verbose = verbose
+        store_params(self, locals())
 
     def _image_shape(self, n_features: int) -> tuple[int, int, int]:
         if self.input_shape is not None:

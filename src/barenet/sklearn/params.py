@@ -34,3 +34,11 @@ def sizes(v: Any) -> list[int]:
 def activation(name: Any) -> Any:
     """scikit-learn's activation names to barenet's: ``logistic`` is ``sigmoid``."""
     return "sigmoid" if name == "logistic" else name
+
+
+def store_params(estimator: Any, params: dict[str, Any]) -> None:
+    """scikit-learn's rule for ``__init__``: each parameter stored untouched under its own
+    name (``params``: the ``__init__``'s ``locals()``), nothing else, no validation."""
+    for name, value in params.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)

@@ -25,3 +25,30 @@ class NoImprovement(Callback):
         self.best = min(self.best, loss)
         if self.count > self.n_iter_no_change:
             trainer.stop_training = True
+
+
+class NoValidationImprovement(Callback):
+    """scikit-learn's rule with ``early_stopping=True``: the validation accuracy of each
+    epoch (``scores``); stop once it has failed to beat the best by ``tol`` for more than
+    ``n_iter_no_change`` epochs in a row, and end with the best epoch's weights."""
+
+    def __init__(self, tol: float, n_iter_no_change: int) -> None:
+        self.tol, self.n_iter_no_change = tol, n_iter_no_change
+
+    def on_train_begin(self, trainer: Any) -> None:
+        self.best, self.count, self.scores = -math.inf, 0, []
+        self.best_weights: dict[str, Any] | None = None
+
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, Any]) -> None:
+        score = float(logs["val_accuracy"])
+        self.scores.append(score)
+        self.count = self.count + 1 if score < self.best + self.tol else 0
+        if score > self.best:
+            self.best = score
+            self.best_weights = {k: v.copy() for k, v in trainer.model.state_dict().items()}
+        if self.n_iter_no_change and self.count > self.n_iter_no_change:
+            trainer.stop_training = True
+
+    def on_train_end(self, trainer: Any, logs: dict[str, Any]) -> None:
+        if self.best_weights is not None:
+            trainer.model.load_state_dict(self.best_weights)
