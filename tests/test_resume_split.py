@@ -11,7 +11,7 @@ import copy
 
 import pytest
 
-from barenet import checkpoint, rundir, runner
+from barenet import checkpoint, run_data, rundir, runner
 from barenet.cli import main
 from barenet.config import load_config
 from barenet.train import LambdaCallback
@@ -23,8 +23,8 @@ def stopped_run(out, sets, monkeypatch, pool=True):
     """A run stopped in its second epoch, its state saved as a barenet before the split
     record saved it (``pool=False``: also split as it then was)."""
     if not pool:
-        plain = runner.split_indices
-        monkeypatch.setattr(runner, "split_indices", lambda c, y: plain(c, y, pool=False))
+        plain = run_data.split_indices  # where prepare_data finds it
+        monkeypatch.setattr(run_data, "split_indices", lambda c, y: plain(c, y, pool=False))
 
     def stop(trainer, epoch, logs):
         if epoch == 2:

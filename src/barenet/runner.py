@@ -1,32 +1,34 @@
 """From a config to a finished run folder (fresh or resumed), and back.
 
 The folder's layout, readers and lock are ``rundir``'s; the training state that makes a
-resume exact is ``train/resume.py``'s.
+resume exact is ``train/resume.py``'s; the data a run trains on is ``run_data``'s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import checkpoint, fileio, nn, rundir, threads
-from .builders import build_model, build_optimizer, build_schedule_from_config, input_shape
-from .config import Config, ConfigError, to_dict
-from .data import (
-    CLASS_NAMES,
-    DataLoader,
-    RandomAffine,
-    load,
-    preprocess,
-    split_id,
-    subset,
-    train_val_split,
-)
+from .builders import build_model, build_optimizer, build_schedule_from_config
+from .config import Config, to_dict
+from .data import CLASS_NAMES
 from .memory import model_size
+from .run_data import (
+    Data,  # noqa: F401 - re-exported (it lived here)
+    Split,  # noqa: F401 - re-exported
+    augmenter,
+    check_same_split,
+    load_split,
+    make_loader,
+    prepare_data,
+    raw_split,
+    seeds,
+    split_indices,  # noqa: F401 - re-exported
+)
 from .run_metrics import RunMetrics
 from .rundir import (
     CHECKPOINTS_DIR,
@@ -40,134 +42,6 @@ from .rundir import (
 )
 from .train import callbacks as cb
 from .train.trainer import Trainer
-
-
-@dataclass
-class Split:
-    x: np.ndarray
-    y: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-
-@dataclass
-class Data:
-    train: Split
-    val: Split | None
-    classes: list[str]
-    split_id: str = ""  # which samples: saved with the training state, checked on resume
-
-
-def _check_same_split(
-    cfg: Config, data: Data, saved: str | None, state: Path, data_dir: str | None
-) -> None:
-    """CheckpointError unless the state was saved training on ``data``'s samples; a state
-    without the record (older) against the split of its day (no pooled classes)."""
-    if saved is None:
-        saved = split_id(*split_indices(cfg, _raw(cfg, "train", data_dir)[1], pool=False))
-    if saved != data.split_id:
-        was, now = [*str(saved).split("/"), "?", "?"][:2], data.split_id.split("/")[:2]
-        raise checkpoint.CheckpointError(
-            f"{state}: saved training on other samples ({was[0]} to train, {was[1]} to "
-            f"validate) than this barenet picks ({now[0]}, {now[1]}: classes too small for "
-            f"data.subset/val_fraction are pooled now); train the run again"
-        )
-
-
-def seeds(cfg: Config) -> dict[str, np.random.Generator]:
-    """Independent generators for each source of randomness, all from ``cfg.seed``."""
-    names = ("init", "split", "shuffle", "augment")
-    children = np.random.SeedSequence(cfg.seed).spawn(len(names))
-    return {n: np.random.default_rng(s) for n, s in zip(names, children, strict=True)}
-
-
-def _shape(x: np.ndarray, cfg: Config) -> np.ndarray:
-    """Flat for an MLP, NCHW for a CNN (a view)."""
-    return x.reshape((x.shape[0], *input_shape(cfg.model)))
-
-
-def _split(cfg: Config, images: np.ndarray, labels: np.ndarray) -> Split:
-    """Preprocessed images shaped for the model, with their labels."""
-    x = preprocess(
-        images, cfg.data.preprocess, dtype=np.dtype(cfg.train.dtype).type, dataset=cfg.data.dataset
-    )
-    return Split(_shape(x, cfg), np.asarray(labels))
-
-
-def _raw(cfg: Config, split: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
-    return load(cfg.data.dataset, split=split, data_dir=data_dir or cfg.data.data_dir)
-
-
-def load_split(cfg: Config, split: str, data_dir: str | None = None) -> Split:
-    """A whole preprocessed split shaped for the model: ``train``, ``test``, or ``val``: the
-    validation samples the run held out of ``train`` (the same seeded split as in training)."""
-    if split == "val":
-        images, labels = _raw(cfg, "train", data_dir)
-        tr, va = split_indices(cfg, labels)
-        if not len(va):
-            raise ConfigError(
-                f"this run has no validation samples (data.val_fraction "
-                f"{cfg.data.val_fraction:g} of its {len(tr):,} images rounds to none)"
-            )
-        return _split(cfg, images[va], labels[va])
-    return _split(cfg, *_raw(cfg, split, data_dir))
-
-
-def split_indices(
-    cfg: Config, labels: np.ndarray, pool: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the training and validation samples: a seeded stratified subset, then a
-    seeded stratified validation split (both drawn from the config's seed). ``pool=False``:
-    the split of barenet before classes too small to split were pooled."""
-    rng = seeds(cfg)["split"]
-    idx = np.arange(len(labels))
-    if cfg.data.subset < 1.0:
-        idx = subset(labels, cfg.data.subset, rng, pool=pool)
-    tr, va = train_val_split(labels[idx], cfg.data.val_fraction, rng, pool=pool)
-    if len(labels) and not len(tr):  # round(fraction * class size) is 0 (or all to val)
-        raise ConfigError(
-            f"no training sample left: data.subset {cfg.data.subset:g} and data.val_fraction "
-            f"{cfg.data.val_fraction:g} of {len(labels):,} images, per class, leave none to "
-            f"train on; raise data.subset"
-        )
-    return idx[tr], idx[va]
-
-
-def prepare_data(cfg: Config, data_dir: str | None = None) -> Data:
-    """The training and validation splits, preprocessed and shaped for the model."""
-    images, labels = _raw(cfg, "train", data_dir)
-    tr, va = split_indices(cfg, labels)
-    # Preprocess only what is used (a 10% search subset converts 10% of the images).
-    val = _split(cfg, images[va], labels[va]) if len(va) else None
-    train = _split(cfg, images[tr], labels[tr])
-    return Data(train, val, CLASS_NAMES[cfg.data.dataset], split_id(tr, va))
-
-
-def make_loader(
-    split: Split, batch_size: int, shuffle: bool = False, rng=None, transform=None
-) -> DataLoader:
-    return DataLoader(
-        split.x, split.y, batch_size=batch_size, shuffle=shuffle, rng=rng, transform=transform
-    )
-
-
-def _augmenter(cfg: Config) -> RandomAffine | None:
-    a = cfg.data.augment
-    if not a.enabled:
-        return None
-    c, h, w = cfg.model.input_shape
-    # the background is what a 0 pixel becomes after preprocessing
-    fill = float(
-        preprocess(np.zeros((1, 1), np.uint8), cfg.data.preprocess, dataset=cfg.data.dataset)[0, 0]
-    )
-    return RandomAffine(
-        degrees=a.degrees,
-        translate=a.translate,
-        scale=tuple(a.scale),
-        image_shape=(h, w),
-        fill=fill,
-    )
 
 
 def model_metadata(cfg: Config, **extra: Any) -> dict[str, Any]:
@@ -255,9 +129,9 @@ def _train(
     rngs = seeds(cfg)
     data = prepare_data(cfg, data_dir)
     if resume_from is not None:  # the same samples, or a resume that cannot be exact
-        _check_same_split(cfg, data, saved_split, resume_from, data_dir)
+        check_same_split(cfg, data, saved_split, resume_from, data_dir)
     if evaluate_test:  # a bad test file stops the run now, not after the last epoch
-        _raw(cfg, "test", data_dir)  # decoded once: the evaluation reuses it
+        raw_split(cfg, "test", data_dir)  # decoded once: the evaluation reuses it
     threads.set_num_threads(cfg.train.threads)  # the weights' bits do not depend on it
     model = build_model(cfg.model, rngs["init"], cfg.train.dtype)
     steps_per_epoch = -(-len(data.train) // cfg.train.batch_size)
@@ -270,7 +144,7 @@ def _train(
         cfg.train.batch_size,
         shuffle=True,
         rng=rngs["shuffle"],
-        transform=_augmenter(cfg),
+        transform=augmenter(cfg),
     )
     val_loader = make_loader(data.val, 1024) if data.val is not None else None
 
